@@ -1,0 +1,58 @@
+"""The model card: what a model expects and how well it did, beside every artifact.
+
+Pure JSON and standard library, so the edge runtime can read it without
+TensorFlow. ``evaluate``, ``convert`` and ``cam`` read the card instead of
+hard-coding input size, colour mode or class order.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ferkeras.errors import FerKerasError
+from ferkeras.io import atomic_write_json
+
+CARD_NAME = "model_card.json"
+
+
+def card_path(model_path: str | Path) -> Path:
+    """The card beside a model file, or inside a run folder."""
+    model_path = Path(model_path)
+    return (model_path if model_path.is_dir() else model_path.parent) / CARD_NAME
+
+
+def read_card(model_path: str | Path) -> dict:
+    """Read and check the card of ``model_path``; one-line error if it is missing."""
+    path = card_path(model_path)
+    if not path.is_file():
+        raise FerKerasError(
+            f"no model card for {model_path}: expected {path} (models trained by ferkeras carry one)"
+        )
+    try:
+        card = json.loads(path.read_text())
+    except ValueError as exc:
+        raise FerKerasError(f"{path} is not valid JSON ({exc})") from None
+    for key in ("class_names", "input"):
+        if key not in card:
+            raise FerKerasError(f"{path} lacks {key!r}; is it a ferkeras model card?")
+    return card
+
+
+def write_card(model_path: str | Path, card: dict) -> Path:
+    """Write the card beside ``model_path`` atomically; returns its path."""
+    path = card_path(model_path)
+    atomic_write_json(path, card)
+    return path
+
+
+def update_card(model_path: str | Path, **sections) -> dict:
+    """Merge top-level ``sections`` (dicts are merged one level deep) into the card."""
+    card = read_card(model_path)
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(card.get(key), dict):
+            card[key] = {**card[key], **value}
+        else:
+            card[key] = value
+    write_card(model_path, card)
+    return card

@@ -1,0 +1,103 @@
+"""Command line: ``ferkeras train | evaluate | convert | bench | cam | info``.
+
+Each command imports TensorFlow (or the edge runtime) only when it runs, so
+``ferkeras --help`` stays fast. A :class:`FerKerasError` is printed as one line
+and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+
+import click
+
+from ferkeras import __version__
+from ferkeras.errors import FerKerasError
+
+DEFAULT_MODEL = "saved_models/fer2013_resnet18_cbam"
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def friendly_errors(func):
+    """Turn expected problems into ``ferkeras: error: ...`` on one line."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except FerKerasError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ferkeras")
+@click.option("-v", "--verbose", is_flag=True, help="Log more detail.")
+def main(verbose: bool) -> None:
+    """Facial emotion recognition with a ResNet18-CBAM (FER2013, 7 classes)."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _quiet_tensorflow()
+
+
+@main.command()
+@click.option("--phase", type=click.Choice(["1", "2", "all"]), default="all", show_default=True,
+              help="1: backbone frozen; 2: full fine-tune from phase 1; all: both.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config (a run's config.yaml reproduces it).")
+@click.option("--preset", default="default", show_default=True, help="Starting values: default or smoke (tiny, for tests).")
+@click.option("--data", help="Data root (class folders) or fer2013.csv.")
+@click.option("--output", help="Run folder.")
+@click.option("--image-size", type=int, help="Face size in pixels.")
+@click.option("--crop", type=int, help="Random-crop size in training (0: none).")
+@click.option("--channels", type=click.Choice(["1", "3"]), help="1: grayscale, 3: gray as RGB.")
+@click.option("--epochs1", type=int, help="Phase 1 epochs.")
+@click.option("--epochs2", type=int, help="Phase 2 epochs.")
+@click.option("--batch-size", type=int)
+@click.option("--lr1", type=float, help="Phase 1 learning rate.")
+@click.option("--lr2", type=float, help="Phase 2 learning rate.")
+@click.option("--weights", help="none, imagenet, or a resnet18 .safetensors file.")
+@click.option("--attention", type=click.Choice(["cbam", "none"]))
+@click.option("--stem", type=click.Choice(["imagenet", "small", "small_pool"]))
+@click.option("--augment", type=float, help="Scale every augmentation strength (0 disables all).")
+@click.option("--class-weighting", type=click.Choice(["none", "inverse", "sqrt-inverse"]))
+@click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16"]))
+@click.option("--strategy", type=click.Choice(["default", "mirrored"]), help="mirrored: all visible GPUs.")
+@click.option("--seed", type=int)
+@click.option("--skip-bad", is_flag=True, default=None, help="Skip unreadable images and bad CSV rows (warn with counts).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. phase2.schedule=plateau.")
+@click.option("--restart", is_flag=True, help="Delete the run folder and start over.")
+@friendly_errors
+def train(phase, config_path, preset, sets, restart, **options) -> None:
+    """Train phase 1, phase 2 or both; rerun the same command to resume."""
+    from ferkeras.config import load_config, parse_override
+
+    mapping = {
+        "data": "data.root", "output": "output_dir", "image_size": "data.image_size", "crop": "data.crop",
+        "channels": "data.channels", "epochs1": "phase1.epochs", "epochs2": "phase2.epochs",
+        "batch_size": "batch_size", "lr1": "phase1.learning_rate", "lr2": "phase2.learning_rate",
+        "weights": "model.weights", "attention": "model.attention", "stem": "model.stem",
+        "class_weighting": "class_weighting", "precision": "precision", "strategy": "strategy",
+        "seed": "seed", "skip_bad": "data.skip_bad",
+    }
+    overrides = [parse_override(f"{mapping[k]}={v}") for k, v in options.items() if k in mapping and v is not None]
+    overrides += [parse_override(item) for item in sets]
+    config = load_config(config_path, preset, overrides)
+    if options.get("augment") is not None:
+        import dataclasses
+
+        scale = options["augment"]
+        for field in dataclasses.fields(config.augment):
+            setattr(config.augment, field.name, min(getattr(config.augment, field.name) * scale, 1.0))
+    from ferkeras.training.trainer import train as run_training
+
+    run_dir = run_training(config, phase, restart)
+    click.echo(f"run folder: {run_dir}")

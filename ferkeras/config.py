@@ -1,0 +1,245 @@
+"""Training configuration: dataclasses with defaults, YAML in, resolved YAML out.
+
+A run folder's ``config.yaml`` holds the fully resolved configuration, so
+``ferkeras train --config RUN/config.yaml`` reproduces that run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ferkeras.errors import FerKerasError
+from ferkeras.io import atomic_write_text
+
+
+@dataclass
+class DataConfig:
+    """Where the faces come from and the size the model sees them at."""
+
+    root: str = "../shared/fer2013"
+    image_size: int = 48  # faces are resized to this square size
+    crop: int = 0  # >0: random crops of this size in training, centre crop otherwise
+    channels: int = 1  # 1 = grayscale; 3 = gray replicated to RGB (ImageNet weights)
+    val_fraction: float = 0.1  # used only when the data has no val split
+    skip_bad: bool = False  # skip unreadable images / bad CSV rows with a warning
+
+    @property
+    def input_size(self) -> int:
+        """Side of the square the model takes as input."""
+        return self.crop or self.image_size
+
+
+@dataclass
+class AugmentConfig:
+    """Albumentations strengths for the training split; 0 disables a transform."""
+
+    flip: float = 0.5  # probability of a horizontal flip
+    affine: float = 0.1  # shift/scale fraction (rotation = 100x this, degrees)
+    brightness_contrast: float = 0.2  # brightness and contrast limit
+    dropout: float = 0.5  # probability of coarse dropout (one to two holes)
+    blur: float = 0.1  # probability of a Gaussian blur
+
+
+@dataclass
+class ModelConfig:
+    """Architecture switches passed to :func:`ferkeras.build_model`."""
+
+    attention: str = "cbam"  # cbam | none
+    stem: str = "small_pool"  # imagenet | small | small_pool
+    width: float = 1.0  # channel multiplier on 64-128-256-512
+    dropout: float = 0.3
+    weights: str | None = None  # None | imagenet | path to a safetensors file
+    bn_momentum: float = 0.9
+
+
+@dataclass
+class PhaseConfig:
+    """One training phase: what trains, with which optimiser and for how long."""
+
+    epochs: int = 10
+    trainable: str = "all"  # all | attention_and_head
+    optimizer: str = "adamw"  # adamw | sgd (Nesterov momentum 0.9)
+    learning_rate: float = 1e-3
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # cosine | plateau | constant
+    warmup_epochs: float = 1.0
+    patience: int = 10  # early stopping on the monitored metric; 0 disables
+    freeze_batchnorm: bool = False  # keep BatchNorm layers in inference mode
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``ferkeras train`` needs; one YAML file holds it."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    phase1: PhaseConfig = field(
+        default_factory=lambda: PhaseConfig(
+            epochs=5, trainable="attention_and_head", learning_rate=1e-3
+        )
+    )
+    phase2: PhaseConfig = field(
+        default_factory=lambda: PhaseConfig(epochs=20, learning_rate=1e-4)
+    )
+    batch_size: int = 64
+    label_smoothing: float = 0.1
+    class_weighting: str = "sqrt-inverse"  # none | inverse | sqrt-inverse
+    monitor: str = "val_macro_f1"  # val_macro_f1 | val_accuracy | val_loss
+    precision: str = "float32"  # float32 | mixed_bfloat16
+    strategy: str = "default"  # default | mirrored
+    seed: int = 1337
+    output_dir: str = "runs/default"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: str | Path) -> None:
+        """Write the resolved config atomically."""
+        atomic_write_text(path, self.to_yaml())
+
+
+#: Named starting points; ``smoke`` trains in seconds on tiny data (tests, CI).
+PRESETS: dict[str, dict] = {
+    "default": {},
+    "smoke": {
+        "data": {"image_size": 32},
+        "model": {"width": 0.125, "stem": "small_pool"},
+        "phase1": {"epochs": 1, "warmup_epochs": 0},
+        "phase2": {"epochs": 1, "warmup_epochs": 0},
+        "batch_size": 16,
+        "output_dir": "runs/smoke",
+    },
+}
+
+
+def _build(cls, values: dict, where: str):
+    if not isinstance(values, dict):
+        raise FerKerasError(f"config: {where or 'top level'} must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise FerKerasError(
+                f"config: unknown key {where + key!r}; valid keys: {', '.join(known)}"
+            )
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            current = dataclasses.asdict(known[key].default_factory())
+            current.update(value or {})
+            kwargs[key] = _build(hint, current, f"{where}{key}.")
+        else:
+            kwargs[key] = _coerce(value, hint, where + key)
+    return cls(**kwargs)
+
+
+def _coerce(value, hint, name: str):
+    args = typing.get_args(hint)
+    allows_none = type(None) in args
+    if value is None or (allows_none and isinstance(value, str) and value.lower() in {"none", "null", ""}):
+        if allows_none:
+            return None
+        raise FerKerasError(f"config: {name} must not be empty")
+    target = next((t for t in args if t is not type(None)), hint)
+    try:
+        if target is bool and isinstance(value, str):
+            if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+                raise ValueError
+            return value.lower() in {"true", "1", "yes"}
+        if target is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return target(value)
+    except (TypeError, ValueError):
+        raise FerKerasError(f"config: {name} must be {target.__name__}, got {value!r}") from None
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(item: str) -> dict:
+    """Turn ``"phase2.learning_rate=1e-4"`` into ``{"phase2": {"learning_rate": "1e-4"}}``."""
+    if "=" not in item:
+        raise FerKerasError(f"--set {item!r}: expected KEY=VALUE, e.g. phase2.epochs=30")
+    key, value = item.split("=", 1)
+    parsed = yaml.safe_load(value) if value else None
+    node: dict = {}
+    out = node
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node[part] = {}
+        node = node[part]
+    node[parts[-1]] = parsed
+    return out
+
+
+def load_config(
+    path: str | Path | None = None,
+    preset: str = "default",
+    overrides: typing.Iterable[dict] = (),
+) -> TrainConfig:
+    """Resolve preset, then YAML file, then overrides (later wins) into a config."""
+    if preset not in PRESETS:
+        raise FerKerasError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    values = dataclasses.asdict(TrainConfig())
+    values = _merge(values, PRESETS[preset])
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FerKerasError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise FerKerasError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
+        values = _merge(values, loaded)
+    for override in overrides:
+        values = _merge(values, override)
+    config = _build(TrainConfig, values, "")
+    validate(config)
+    return config
+
+
+def validate(config: TrainConfig) -> None:
+    """Reject values that would only fail later, deep inside TensorFlow."""
+    choices = {
+        "model.attention": (config.model.attention, ("cbam", "none")),
+        "model.stem": (config.model.stem, ("imagenet", "small", "small_pool")),
+        "class_weighting": (config.class_weighting, ("none", "inverse", "sqrt-inverse")),
+        "monitor": (config.monitor, ("val_macro_f1", "val_accuracy", "val_loss")),
+        "precision": (config.precision, ("float32", "mixed_bfloat16")),
+        "strategy": (config.strategy, ("default", "mirrored")),
+        "data.channels": (config.data.channels, (1, 3)),
+    }
+    for phase in ("phase1", "phase2"):
+        p = getattr(config, phase)
+        choices[f"{phase}.optimizer"] = (p.optimizer, ("adamw", "sgd"))
+        choices[f"{phase}.schedule"] = (p.schedule, ("cosine", "plateau", "constant"))
+        choices[f"{phase}.trainable"] = (p.trainable, ("all", "attention_and_head"))
+        if p.epochs < 0 or p.learning_rate <= 0:
+            raise FerKerasError(f"config: {phase}.epochs must be >= 0 and learning_rate > 0")
+    for name, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise FerKerasError(
+                f"config: {name}={value!r} is not one of {', '.join(map(str, allowed))}"
+            )
+    if config.data.crop and config.data.crop > config.data.image_size:
+        raise FerKerasError(
+            f"config: data.crop={config.data.crop} is larger than data.image_size={config.data.image_size}"
+        )
+    if config.batch_size < 1 or config.data.image_size < 16:
+        raise FerKerasError("config: batch_size must be >= 1 and data.image_size >= 16")

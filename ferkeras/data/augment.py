@@ -1,0 +1,70 @@
+"""Albumentations transforms for the training split, built from :class:`AugmentConfig`."""
+
+from __future__ import annotations
+
+import os
+
+# Albumentations otherwise asks PyPI for a newer version on every import.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ferkeras.config import AugmentConfig  # noqa: E402
+
+
+def build_train_transform(config: AugmentConfig, crop: int = 0) -> A.Compose:
+    """Training-only augmentation; a strength of 0 leaves that transform out."""
+    steps: list = []
+    if config.affine > 0:
+        a = config.affine
+        steps.append(
+            A.Affine(
+                translate_percent=(-a, a),
+                scale=(1 - a, 1 + a),
+                rotate=(-100 * a, 100 * a),
+                border_mode=cv2.BORDER_REFLECT_101,
+                p=0.5,
+            )
+        )
+    if crop:
+        steps.append(A.RandomCrop(crop, crop))
+    if config.flip > 0:
+        steps.append(A.HorizontalFlip(p=config.flip))
+    if config.brightness_contrast > 0:
+        limit = config.brightness_contrast
+        steps.append(A.RandomBrightnessContrast(limit, limit, p=0.5))
+    if config.blur > 0:
+        steps.append(A.GaussianBlur(blur_limit=(3, 5), p=config.blur))
+    if config.dropout > 0:
+        steps.append(
+            A.CoarseDropout(
+                num_holes_range=(1, 2),
+                hole_height_range=(0.1, 0.25),
+                hole_width_range=(0.1, 0.25),
+                fill=0,
+                p=config.dropout,
+            )
+        )
+    return A.Compose(steps)
+
+
+def center_crop(images: np.ndarray, crop: int) -> np.ndarray:
+    """Centre crop the last-but-one two axes of (..., H, W[, C]) images; 0 = no crop."""
+    if not crop:
+        return images
+    height, width = images.shape[-2:] if images.ndim == 3 else images.shape[-3:-1]
+    top, left = (height - crop) // 2, (width - crop) // 2
+    if images.ndim == 3:
+        return images[:, top : top + crop, left : left + crop]
+    return images[:, top : top + crop, left : left + crop, :]
+
+
+def ten_crops(images: np.ndarray, crop: int) -> list[np.ndarray]:
+    """The four corner crops, the centre crop, and their mirror images (N, H, W[, C])."""
+    height, width = images.shape[1:3]
+    corners = [(0, 0), (0, width - crop), (height - crop, 0), (height - crop, width - crop)]
+    crops = [images[:, y : y + crop, x : x + crop] for y, x in corners]
+    crops.append(center_crop(images, crop))
+    return crops + [np.ascontiguousarray(c[:, :, ::-1]) for c in crops]

@@ -1,0 +1,1 @@
+"""Two-phase training: freeze rules and compile settings per phase, resumable runs."""

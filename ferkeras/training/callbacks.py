@@ -1,0 +1,91 @@
+"""Epoch-end bookkeeping that survives ``kill -9``: checkpoints, state, history."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from pathlib import Path
+
+import keras
+
+from ferkeras.io import atomic_path, atomic_write_json, atomic_write_text
+
+
+def load_state(phase_dir: Path) -> dict | None:
+    """The phase's ``state.json`` (finished epochs, best metric, history) or None."""
+    path = phase_dir / "state.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def save_model_atomic(model: keras.Model, path: Path) -> None:
+    """Save a ``.keras`` file under a temporary name, then rename it into place."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """After each epoch: save ``last.keras`` (weights and optimizer), ``best.keras``
+    when the monitored metric improves, then ``state.json`` and ``history.csv``.
+
+    State is written last, so after a kill it never points past a checkpoint on
+    disk; on resume the epoch in ``state.json`` is the next epoch to run. Early
+    stopping lives here too, so its patience counter survives a restart.
+    """
+
+    def __init__(self, phase_dir: Path, monitor: str, patience: int, state: dict, phase: str, epoch_offset: int):
+        super().__init__()
+        self.phase_dir = phase_dir
+        self.monitor = monitor
+        self.mode = "min" if monitor.endswith("loss") else "max"
+        self.patience = patience
+        self.state = state
+        self.phase = phase
+        self.epoch_offset = epoch_offset  # epochs of earlier phases, for one time axis
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def _improved(self, value: float) -> bool:
+        best = self.state.get("best")
+        if best is None or math.isnan(best):
+            return not math.isnan(value)
+        return value < best if self.mode == "min" else value > best
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        lr = self.model.optimizer.learning_rate
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
+        seconds = time.perf_counter() - self._start
+        value = logs.get(self.monitor, float("nan"))
+        save_model_atomic(self.model, self.phase_dir / "last.keras")
+        if self._improved(value):
+            save_model_atomic(self.model, self.phase_dir / "best.keras")
+            self.state.update(best=value, best_epoch=epoch + 1, wait=0)
+        else:
+            self.state["wait"] = self.state.get("wait", 0) + 1
+        self.state["epoch"] = epoch + 1
+        self.state["seconds"] = self.state.get("seconds", 0.0) + seconds
+        self.state["history"].append(
+            {"phase": self.phase, "epoch": epoch + 1, "global_epoch": self.epoch_offset + epoch + 1, "seconds": round(seconds, 1), **logs}
+        )
+        if self.patience and self.state["wait"] >= self.patience:
+            self.state["stopped_early"] = True
+            self.model.stop_training = True
+        atomic_write_json(self.phase_dir / "state.json", self.state)
+        write_history_csv(self.phase_dir / "history.csv", self.state["history"])
+
+
+def write_history_csv(path: Path, history: list[dict]) -> None:
+    """Write per-epoch rows (union of keys as columns) atomically."""
+    columns: list[str] = []
+    for row in history:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns)
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(path, buffer.getvalue())

@@ -1,0 +1,73 @@
+"""What each phase trains and how: freeze rules, optimiser, schedule, compile."""
+
+from __future__ import annotations
+
+import keras
+
+from ferkeras.config import PhaseConfig
+from ferkeras.models.resnet import is_head_or_attention
+
+
+def apply_freeze_rules(model: keras.Model, phase: PhaseConfig) -> None:
+    """Set ``trainable`` per layer for this phase.
+
+    ``attention_and_head`` freezes every backbone layer; a frozen BatchNorm runs in
+    inference mode in Keras 3, so its statistics stay put. ``freeze_batchnorm``
+    additionally keeps every BatchNorm (also inside CBAM) in inference mode.
+    """
+    for layer in model.layers:
+        trainable = phase.trainable == "all" or is_head_or_attention(layer.name)
+        layer.trainable = trainable
+        if phase.freeze_batchnorm:
+            for sub in _walk(layer):
+                if isinstance(sub, keras.layers.BatchNormalization):
+                    sub.trainable = False
+
+
+def _walk(layer):
+    yield layer
+    for sub in getattr(layer, "_layers", []) or []:
+        yield from _walk(sub)
+    for attr in ("channel", "spatial", "bn"):
+        sub = getattr(layer, attr, None)
+        if isinstance(sub, keras.layers.Layer):
+            yield from _walk(sub)
+
+
+def learning_rate(phase: PhaseConfig, steps_per_epoch: int):
+    """A float (constant, plateau) or a cosine schedule with linear warm-up."""
+    if phase.schedule != "cosine":
+        return phase.learning_rate
+    warmup = int(round(phase.warmup_epochs * steps_per_epoch))
+    total = max(phase.epochs * steps_per_epoch - warmup, 1)
+    if warmup == 0:
+        return keras.optimizers.schedules.CosineDecay(phase.learning_rate, total)
+    return keras.optimizers.schedules.CosineDecay(
+        phase.learning_rate * 0.01,
+        total,
+        warmup_target=phase.learning_rate,
+        warmup_steps=warmup,
+    )
+
+
+def make_optimizer(phase: PhaseConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """AdamW, or SGD with Nesterov momentum 0.9 (the published FER2013 recipes)."""
+    lr = learning_rate(phase, steps_per_epoch)
+    if phase.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=phase.weight_decay)
+    return keras.optimizers.AdamW(lr, weight_decay=phase.weight_decay)
+
+
+def compile_for_phase(
+    model: keras.Model, phase: PhaseConfig, steps_per_epoch: int, label_smoothing: float
+) -> None:
+    """Freeze per the phase, then compile (recompiling is what makes ``trainable`` count)."""
+    apply_freeze_rules(model, phase)
+    model.compile(
+        optimizer=make_optimizer(phase, steps_per_epoch),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        metrics=[
+            keras.metrics.CategoricalAccuracy(name="accuracy"),
+            keras.metrics.F1Score(average="macro", name="macro_f1"),
+        ],
+    )

@@ -1,0 +1,243 @@
+"""``ferkeras train``: phase 1 (backbone frozen) then phase 2 (full fine-tune).
+
+A run folder holds everything::
+
+    RUN/config.yaml            the resolved config (reproduces the run)
+    RUN/phase1/, RUN/phase2/   last.keras, best.keras, state.json, history.csv, tensorboard/
+    RUN/model.keras            the best model of the latest finished phase (float32)
+    RUN/model_card.json        what the model expects, how it was trained, val metrics
+    RUN/training_curves.png    loss, accuracy and macro-F1 of both phases on one axis
+
+Rerunning the same command after an interruption continues from the last
+finished epoch with the same optimizer state and schedule position.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+import yaml
+
+from ferkeras import __version__
+from ferkeras.card import write_card
+from ferkeras.config import TrainConfig
+from ferkeras.data.pipeline import class_weights, make_dataset
+from ferkeras.data.sources import Split, load_dataset
+from ferkeras.errors import FerKerasError
+from ferkeras.io import atomic_write_json
+from ferkeras.labels import CLASS_NAMES
+from ferkeras.models import build_model
+from ferkeras.training.callbacks import RunCheckpoint, load_state, save_model_atomic
+from ferkeras.training.phases import compile_for_phase
+
+log = logging.getLogger(__name__)
+PHASES = ("phase1", "phase2")
+
+
+def _check_config(run_dir: Path, config: TrainConfig) -> None:
+    """Refuse to continue a run with settings other than the ones it started with.
+
+    Settings of a phase that has not started yet may still change.
+    """
+    stored_path = run_dir / "config.yaml"
+    if not stored_path.exists():
+        return
+    stored = yaml.safe_load(stored_path.read_text()) or {}
+    current = config.to_dict()
+    started = {p for p in PHASES if (run_dir / p / "state.json").exists()}
+    changed = [
+        key for key in current
+        if key != "output_dir" and stored.get(key) != current[key] and (key not in PHASES or key in started)
+    ]
+    if changed:
+        raise FerKerasError(
+            f"{run_dir} holds a run with other settings ({', '.join(changed)} differ); "
+            "rerun with its config.yaml, choose a new --output, or pass --restart"
+        )
+
+
+def _strategy(config: TrainConfig):
+    if config.strategy == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _new_model(config: TrainConfig) -> keras.Model:
+    m = config.model
+    return build_model(
+        config.data.input_size, config.data.channels, attention=m.attention, stem=m.stem,
+        width=m.width, dropout=m.dropout, weights=m.weights, bn_momentum=m.bn_momentum,
+    )
+
+
+def float32_copy(model: keras.Model, config: TrainConfig) -> keras.Model:
+    """The same weights in a float32 model, for export and CPU inference."""
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        m = config.model
+        copy = build_model(
+            config.data.input_size, config.data.channels, attention=m.attention, stem=m.stem,
+            width=m.width, dropout=m.dropout, bn_momentum=m.bn_momentum,
+        )
+        copy.set_weights(model.get_weights())
+        return copy
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
+def _hardware() -> dict:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+    }
+
+
+def build_card(config: TrainConfig, splits: dict[str, Split], run_dir: Path, model: keras.Model) -> dict:
+    """The model card for the run's current best model."""
+    states = {p: load_state(run_dir / p) for p in PHASES}
+    phases = {
+        p: {
+            "epochs_run": s["epoch"], "best_epoch": s.get("best_epoch"),
+            "best_" + config.monitor: s.get("best"), "seconds": round(s.get("seconds", 0.0), 1),
+            "stopped_early": s.get("stopped_early", False),
+        }
+        for p, s in states.items() if s
+    }
+    last = next(p for p in reversed(PHASES) if states[p])
+    best_row = next(
+        (r for r in states[last]["history"] if r["epoch"] == states[last].get("best_epoch")), {}
+    )
+    return {
+        "format_version": 1,
+        "name": model.name,
+        "ferkeras_version": __version__,
+        "class_names": list(CLASS_NAMES),
+        "input": {
+            "size": config.data.input_size,
+            "channels": config.data.channels,
+            "color": "grayscale" if config.data.channels == 1 else "grayscale replicated to RGB",
+            "dtype": "float32",
+            "range": "raw pixels 0-255 (rescaling is inside the model)",
+            "layout": "NHWC, batch first",
+        },
+        "preprocessing": {
+            "face_resize": config.data.image_size,
+            "center_crop": config.data.crop,
+            "description": f"grayscale face crop resized to {config.data.image_size}x{config.data.image_size}"
+            + (f", centre crop {config.data.crop}x{config.data.crop}" if config.data.crop else ""),
+        },
+        "architecture": {
+            "family": "ResNet18", "attention": config.model.attention, "stem": config.model.stem,
+            "width": config.model.width, "parameters": int(model.count_params()),
+        },
+        "initialisation": config.model.weights or "random (trained from scratch)",
+        "training": {
+            "config": config.to_dict(),
+            "phases": phases,
+            "compute_seconds": round(sum(p["seconds"] for p in phases.values()), 1),
+            "hardware": _hardware(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+        "data": {
+            "root": str(config.data.root),
+            "counts": {name: dict(zip(CLASS_NAMES, s.class_counts().tolist())) for name, s in splits.items()},
+            "sha256": {name: s.checksum() for name, s in splits.items()},
+        },
+        "metrics": {
+            "val_during_training": {k: v for k, v in best_row.items() if k.startswith("val_")},
+        },
+        "artifacts": {"keras": {"file": "model.keras"}},
+    }
+
+
+def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str, Split], strategy, verbose) -> None:
+    settings = getattr(config, phase)
+    phase_dir = run_dir / phase
+    phase_dir.mkdir(parents=True, exist_ok=True)
+    state = load_state(phase_dir)
+    if state and state.get("finished"):
+        log.info("%s already finished in %s; skipping", phase, phase_dir)
+        return
+    train, val = splits["train"], splits["val"]
+    steps = max(len(train) // config.batch_size, 1)
+    epoch_offset = (load_state(run_dir / "phase1") or {}).get("epoch", 0) if phase == "phase2" else 0
+    with strategy.scope():
+        if state and (phase_dir / "last.keras").exists():
+            model = keras.models.load_model(phase_dir / "last.keras")
+            print(f"[{phase}] resuming after epoch {state['epoch']} from {phase_dir / 'last.keras'}", flush=True)
+        else:
+            state = {"epoch": 0, "history": [], "wait": 0}
+            if phase == "phase1":
+                model = _new_model(config)
+            else:
+                source = run_dir / "phase1" / "best.keras"
+                if not (load_state(run_dir / "phase1") or {}).get("finished") or not source.exists():
+                    raise FerKerasError(f"phase 2 needs a finished phase 1 in {run_dir}; run `ferkeras train --phase 1` first")
+                model = keras.models.load_model(source, compile=False)
+            compile_for_phase(model, settings, steps, config.label_smoothing)
+    if settings.epochs == 0:
+        save_model_atomic(model, phase_dir / "best.keras")
+    elif state["epoch"] < settings.epochs and not state.get("stopped_early"):
+        weights = class_weights(train.class_counts(), config.class_weighting)
+        train_ds = make_dataset(
+            train, batch_size=config.batch_size, channels=config.data.channels, crop=config.data.crop,
+            training=True, augment=config.augment, class_weights=weights, seed=config.seed,
+            epoch_offset=state["epoch"] + epoch_offset,
+        )
+        val_ds = make_dataset(val, batch_size=config.batch_size * 2, channels=config.data.channels, crop=config.data.crop)
+        callbacks = [
+            RunCheckpoint(phase_dir, config.monitor, settings.patience, state, phase, epoch_offset),
+            keras.callbacks.TensorBoard(phase_dir / "tensorboard", write_graph=False),
+        ]
+        if settings.schedule == "plateau":
+            callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
+                config.monitor, factor=0.5, patience=max(settings.patience // 3, 2),
+                mode="min" if config.monitor.endswith("loss") else "max", verbose=1,
+            ))
+        print(f"[{phase}] epochs {state['epoch'] + 1}..{settings.epochs}, {steps} steps of {config.batch_size}, "
+              f"trainable: {settings.trainable}, {sum(int(np.prod(w.shape)) for w in model.trainable_weights):,} trainable parameters", flush=True)
+        model.fit(
+            train_ds, validation_data=val_ds, epochs=settings.epochs, initial_epoch=state["epoch"],
+            callbacks=callbacks, verbose=verbose,
+        )
+    state["finished"] = True
+    atomic_write_json(phase_dir / "state.json", state)
+    best = keras.models.load_model(phase_dir / "best.keras", compile=False)
+    save_model_atomic(float32_copy(best, config), run_dir / "model.keras")
+    write_card(run_dir / "model.keras", build_card(config, splits, run_dir, best))
+    from ferkeras.evaluation.plots import plot_training_curves
+
+    plot_training_curves(run_dir, run_dir / "training_curves.png")
+    print(f"[{phase}] done: {run_dir / 'model.keras'}", flush=True)
+
+
+def train(config: TrainConfig, phase: str = "all", restart: bool = False) -> Path:
+    """Run phase ``"1"``, ``"2"`` or ``"all"`` of ``config``; returns the run folder."""
+    run_dir = Path(config.output_dir).expanduser()
+    if restart and run_dir.exists():
+        shutil.rmtree(run_dir)
+    _check_config(run_dir, config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.save(run_dir / "config.yaml")
+    keras.utils.set_random_seed(config.seed)
+    keras.mixed_precision.set_global_policy(config.precision)
+    splits = load_dataset(config.data.root, config.data.image_size, config.data.val_fraction, config.seed, config.data.skip_bad)
+    print("data: " + ", ".join(f"{name} {len(s)}" for name, s in splits.items()), flush=True)
+    strategy = _strategy(config)
+    verbose = 1 if sys.stdout.isatty() else 2
+    phases = PHASES if phase == "all" else (f"phase{phase}",)
+    for name in phases:
+        _run_phase(config, name, run_dir, splits, strategy, verbose)
+    return run_dir

@@ -1,0 +1,54 @@
+import pytest
+
+from ferkeras.config import TrainConfig, load_config, parse_override
+from ferkeras.errors import FerKerasError
+
+
+def test_defaults_and_preset():
+    config = load_config(preset="smoke")
+    assert config.data.image_size == 32
+    assert config.phase1.epochs == 1
+    assert load_config().model.attention == "cbam"
+
+
+def test_yaml_round_trip(tmp_path):
+    config = load_config(overrides=[parse_override("phase2.learning_rate=3e-5"), parse_override("data.crop=44")])
+    config.save(tmp_path / "config.yaml")
+    again = load_config(tmp_path / "config.yaml")
+    assert again == config
+    assert again.phase2.learning_rate == pytest.approx(3e-5)
+    assert again.data.input_size == 44
+
+
+def test_none_values_and_types():
+    config = load_config(overrides=[parse_override("model.weights=none"), parse_override("data.skip_bad=true")])
+    assert config.model.weights is None
+    assert config.data.skip_bad is True
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("model.depth=3", "unknown key 'model.depth'"),
+        ("model.stem=huge", "model.stem='huge' is not one of"),
+        ("batch_size=big", "batch_size must be int"),
+        ("data.crop=64", "data.crop=64 is larger than data.image_size=48"),
+        ("phase1.optimizer=adam", "phase1.optimizer='adam'"),
+    ],
+)
+def test_bad_values_name_the_key(item, message):
+    with pytest.raises(FerKerasError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        load_config(overrides=[parse_override(item)])
+
+
+def test_bad_override_syntax_and_missing_file(tmp_path):
+    with pytest.raises(FerKerasError, match="expected KEY=VALUE"):
+        parse_override("epochs")
+    with pytest.raises(FerKerasError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(FerKerasError, match="unknown preset"):
+        load_config(preset="huge")
+
+
+def test_to_dict_is_plain():
+    assert TrainConfig().to_dict()["phase1"]["trainable"] == "attention_and_head"
