@@ -101,3 +101,23 @@ def train(phase, config_path, preset, sets, restart, **options) -> None:
 
     run_dir = run_training(config, phase, restart)
     click.echo(f"run folder: {run_dir}")
+
+
+@main.command()
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Run folder, model folder or model file (.keras/.tflite/.onnx).")
+@click.option("--data", default="../shared/fer2013", show_default=True, help="Data root (class folders) or fer2013.csv.")
+@click.option("--split", default="val", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--tta", default="none", show_default=True, type=click.Choice(["none", "flip", "tencrop"]), help="Also report test-time augmentation.")
+@click.option("--output", help="Folder for metrics.json and PNGs [default: MODEL_DIR/eval_SPLIT].")
+@click.option("--skip-bad", is_flag=True, help="Skip unreadable images and bad CSV rows.")
+@click.option("--update-card", is_flag=True, help="Store the metrics in the model card.")
+@friendly_errors
+def evaluate(model, data, split, tta, output, skip_bad, update_card) -> None:
+    """Accuracy, per-class metrics, confusion matrices and worst mistakes on a split."""
+    from ferkeras.evaluation.report import evaluate as run_evaluation
+
+    run_evaluation(model, data, split, tta, output, skip_bad, update_card)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""``ferkeras evaluate``: metrics, confusion matrices and mistakes for one split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ferkeras.card import card_path, update_card
+from ferkeras.data.augment import ten_crops
+from ferkeras.data.sources import load_split
+from ferkeras.errors import FerKerasError
+from ferkeras.evaluation.metrics import classification_metrics, format_report
+from ferkeras.evaluation.plots import plot_confusion, plot_mistakes
+from ferkeras.inference.predictor import Predictor
+from ferkeras.io import atomic_write_json
+
+TTA_MODES = ("none", "flip", "tencrop")
+
+
+def predict_with_tta(predictor: Predictor, faces: np.ndarray, mode: str, batch_size: int = 256) -> np.ndarray:
+    """Probabilities for (N, S, S) faces at the card's face size, averaged over views.
+
+    ``flip`` averages the face and its mirror image; ``tencrop`` averages the four
+    corner crops, the centre crop and their mirror images (models trained with crops).
+    """
+    if mode == "tencrop":
+        if not predictor.crop:
+            raise FerKerasError("--tta tencrop needs a model trained with random crops (card center_crop > 0)")
+        views = ten_crops(faces, predictor.crop)
+    else:
+        centre = predictor.prepare(faces)[..., 0].astype(np.uint8)
+        views = [centre] + ([np.ascontiguousarray(centre[:, :, ::-1])] if mode == "flip" else [])
+    total = 0.0
+    for view in views:
+        x = view.astype(np.float32)[..., None]
+        if predictor.channels > 1:
+            x = np.repeat(x, predictor.channels, axis=-1)
+        total = total + np.concatenate(
+            [predictor.predict_prepared(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        )
+    return total / len(views)
+
+
+def evaluate(
+    model: str | Path,
+    data: str | Path,
+    split: str = "val",
+    tta: str = "none",
+    output: str | Path | None = None,
+    skip_bad: bool = False,
+    update_model_card: bool = False,
+    mistakes: int = 32,
+) -> dict:
+    """Evaluate ``model`` on ``split`` of ``data``; write metrics.json and PNGs; return metrics.
+
+    Metrics without test-time augmentation are always computed; ``tta`` adds
+    the averaged variant.
+    """
+    if tta not in TTA_MODES:
+        raise FerKerasError(f"--tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+    predictor = Predictor.load(model)
+    faces = load_split(data, split, predictor.face_resize, skip_bad)
+    out_dir = Path(output) if output else card_path(predictor.path).parent / f"eval_{split}"
+    results = {"model": str(predictor.path), "format": predictor.format, "data": str(data), "split": split}
+    probabilities = predict_with_tta(predictor, faces.images, "none")
+    results["none"] = classification_metrics(faces.labels, probabilities, predictor.class_names)
+    print(format_report(results["none"], f"{split} (no TTA)"))
+    if tta != "none":
+        tta_probs = predict_with_tta(predictor, faces.images, tta)
+        results[tta] = classification_metrics(faces.labels, tta_probs, predictor.class_names)
+        print(format_report(results[tta], f"{split} (TTA {tta})"))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / "metrics.json", results)
+    counts = np.asarray(results["none"]["confusion_matrix"])
+    plot_confusion(counts, predictor.class_names, out_dir / "confusion_matrix.png", normalise=False)
+    plot_confusion(counts, predictor.class_names, out_dir / "confusion_matrix_normalised.png", normalise=True)
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != faces.labels)
+    worst = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:mistakes]
+    names = predictor.class_names
+    plot_mistakes(
+        faces.images[worst],
+        [f"{names[faces.labels[i]]}->{names[predicted[i]]} {probabilities[i, predicted[i]]:.2f}" for i in worst],
+        out_dir / "mistakes.png",
+    )
+    if update_model_card:
+        summary = {mode: {k: results[mode][k] for k in ("accuracy", "macro_f1", "weighted_f1", "samples")} for mode in TTA_MODES if mode in results}
+        update_card(predictor.path, metrics={split: {"data": str(data), **summary}})
+    print(f"wrote {out_dir}/metrics.json, confusion_matrix*.png, mistakes.png")
+    return results

@@ -1,0 +1,166 @@
+"""One interface for every model format: ``Predictor.load(path).predict(faces)``.
+
+``.keras`` runs through Keras (TensorFlow), ``.tflite`` through ``ai-edge-litert``
+and ``.onnx`` through onnxruntime; all read the model card beside the file, take
+the same face crops and return probabilities in the card's class order.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ferkeras.card import read_card
+from ferkeras.errors import FerKerasError
+from ferkeras.inference.preprocess import prepare_faces
+
+FORMATS = {".keras": "keras", ".tflite": "tflite", ".onnx": "onnx"}
+#: In a model folder, the file ``Predictor.load(folder)`` picks, best first.
+FOLDER_PREFERENCE = ("model.keras", "model_int8.tflite", "model_float16.tflite", "model.tflite", "model.onnx")
+
+
+def resolve_model_file(path: str | Path, prefer: tuple[str, ...] = FOLDER_PREFERENCE) -> Path:
+    """A model file, or the preferred model file inside a model/run folder."""
+    path = Path(path)
+    if path.is_dir():
+        for name in prefer:
+            if (path / name).is_file():
+                return path / name
+        raise FerKerasError(f"no model file in {path}: expected one of {', '.join(prefer)}")
+    if not path.exists():
+        raise FerKerasError(f"model not found: {path}")
+    if path.suffix.lower() not in FORMATS:
+        raise FerKerasError(f"unsupported model file {path}: expected .keras, .tflite or .onnx")
+    return path
+
+
+class _KerasBackend:
+    def __init__(self, path: Path):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+
+        import ferkeras.layers  # noqa: F401  (registers our layers)
+
+        try:
+            self.model = keras.models.load_model(path, compile=False)
+        except Exception as exc:  # Keras raises many types for a bad file
+            raise FerKerasError(f"cannot load Keras model {path}: {str(exc).splitlines()[0]}") from None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict_on_batch(x), np.float32) if len(x) else np.zeros((0, 7), np.float32)
+
+
+class _LiteRTBackend:
+    def __init__(self, path: Path, threads: int | None):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise FerKerasError("running .tflite models needs ai-edge-litert: pip install ai-edge-litert") from None
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise FerKerasError(f"cannot load TFLite model {path}: {str(exc).splitlines()[0]}") from None
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self._batch = int(self.input["shape"][0])
+
+    def _resize(self, batch: int) -> None:
+        if batch != self._batch:
+            shape = list(self.input["shape"])
+            shape[0] = batch
+            self.interpreter.resize_tensor_input(self.input["index"], shape)
+            self.interpreter.allocate_tensors()
+            self.input = self.interpreter.get_input_details()[0]
+            self.output = self.interpreter.get_output_details()[0]
+            self._batch = batch
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if not len(x):
+            return np.zeros((0, 7), np.float32)
+        self._resize(len(x))
+        dtype = self.input["dtype"]
+        if dtype in (np.int8, np.uint8):
+            scale, zero = self.input["quantization"]
+            info = np.iinfo(dtype)
+            x = np.clip(np.round(x / scale + zero), info.min, info.max)
+        self.interpreter.set_tensor(self.input["index"], x.astype(dtype))
+        self.interpreter.invoke()
+        y = self.interpreter.get_tensor(self.output["index"])
+        if self.output["dtype"] in (np.int8, np.uint8):
+            scale, zero = self.output["quantization"]
+            y = (y.astype(np.float32) - zero) * scale
+        return y.astype(np.float32)
+
+
+class _OnnxBackend:
+    def __init__(self, path: Path, threads: int | None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise FerKerasError("running .onnx models needs onnxruntime: pip install onnxruntime") from None
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise FerKerasError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0]}") from None
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if not len(x):
+            return np.zeros((0, 7), np.float32)
+        return np.asarray(self.session.run(None, {self.input_name: x.astype(np.float32)})[0], np.float32)
+
+
+class Predictor:
+    """Emotion probabilities for face crops, from any exported format.
+
+    Use :meth:`load`; then :meth:`predict` takes gray or BGR face crops of any
+    size (a list, or an (N, H, W[, C]) array) and returns (N, 7) probabilities
+    in the order of :attr:`class_names`.
+    """
+
+    def __init__(self, path: Path, card: dict, backend):
+        self.path = path
+        self.card = card
+        self.format = FORMATS[path.suffix.lower()]
+        self._backend = backend
+        self.class_names: list[str] = list(card["class_names"])
+        self.input_size = int(card["input"]["size"])
+        self.channels = int(card["input"].get("channels", 1))
+        prep = card.get("preprocessing", {})
+        self.face_resize = int(prep.get("face_resize", self.input_size))
+        self.crop = int(prep.get("center_crop", 0) or 0)
+
+    @classmethod
+    def load(cls, path: str | Path, threads: int | None = None) -> "Predictor":
+        """Load a ``.keras``/``.tflite``/``.onnx`` file or a model folder, with its card."""
+        path = resolve_model_file(path)
+        card = read_card(path)
+        fmt = FORMATS[path.suffix.lower()]
+        if fmt == "keras":
+            backend = _KerasBackend(path)
+        elif fmt == "tflite":
+            backend = _LiteRTBackend(path, threads)
+        else:
+            backend = _OnnxBackend(path, threads)
+        return cls(path, card, backend)
+
+    def prepare(self, faces) -> np.ndarray:
+        """Face crops -> the float32 model input batch."""
+        return prepare_faces(faces, self.face_resize, self.crop, self.channels)
+
+    def predict_prepared(self, x: np.ndarray) -> np.ndarray:
+        """Run a prepared float32 (N, S, S, C) batch."""
+        return self._backend(np.ascontiguousarray(x, np.float32))
+
+    def predict(self, faces, batch_size: int = 256) -> np.ndarray:
+        """(N, 7) probabilities for ``faces`` (gray/BGR crops of any size)."""
+        faces = list(faces) if not isinstance(faces, np.ndarray) or faces.ndim > 2 else [faces]
+        chunks = [self.predict_prepared(self.prepare(faces[i : i + batch_size])) for i in range(0, len(faces), batch_size)]
+        return np.concatenate(chunks) if chunks else np.zeros((0, len(self.class_names)), np.float32)
