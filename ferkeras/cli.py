@@ -119,5 +119,28 @@ def evaluate(model, data, split, tta, output, skip_bad, update_card) -> None:
     run_evaluation(model, data, split, tta, output, skip_bad, update_card)
 
 
+
+@main.command()
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="A .keras file, or a folder holding model.keras.")
+@click.option("--tflite", is_flag=True, help="Write TFLite model(s).")
+@click.option("--quantize", multiple=True, type=click.Choice(["none", "float16", "dynamic", "int8"]),
+              help="TFLite quantization; repeat for several [default: none].")
+@click.option("--onnx", is_flag=True, help="Write model.onnx (tf2onnx).")
+@click.option("--saved-model", is_flag=True, help="Write a TensorFlow SavedModel folder.")
+@click.option("--data", help="Faces for calibration (train split) and parity [default: the card's training data].")
+@click.option("--parity-split", default="val", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--parity-samples", default=0, show_default=True, help="Faces used for parity (0: the whole split).")
+@click.option("--calibration-samples", default=500, show_default=True, help="Training faces for int8 calibration.")
+@friendly_errors
+def convert(model, tflite, quantize, onnx, saved_model, data, parity_split, parity_samples, calibration_samples) -> None:
+    """Export to TFLite/ONNX/SavedModel beside the model, with a parity check each."""
+    from ferkeras.export.workflow import run_conversions
+
+    if not (tflite or onnx or saved_model or quantize):
+        raise click.UsageError("choose at least one of --tflite, --onnx, --saved-model")
+    run_conversions(model, quantize or (("none",) if tflite else ()), onnx, saved_model, data,
+                    parity_split, parity_samples, calibration_samples)
+
+
 if __name__ == "__main__":
     main()

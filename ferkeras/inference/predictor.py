@@ -117,6 +117,21 @@ class _OnnxBackend:
         return np.asarray(self.session.run(None, {self.input_name: x.astype(np.float32)})[0], np.float32)
 
 
+class _SavedModelBackend:
+    def __init__(self, path: Path):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import tensorflow as tf
+
+        self.tf = tf
+        self.serve = tf.saved_model.load(str(path)).signatures["serve"]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if not len(x):
+            return np.zeros((0, 7), np.float32)
+        outputs = self.serve(self.tf.constant(x))
+        return np.asarray(next(iter(outputs.values())), np.float32)
+
+
 class Predictor:
     """Emotion probabilities for face crops, from any exported format.
 
@@ -128,7 +143,7 @@ class Predictor:
     def __init__(self, path: Path, card: dict, backend):
         self.path = path
         self.card = card
-        self.format = FORMATS[path.suffix.lower()]
+        self.format = FORMATS.get(path.suffix.lower(), "saved_model")
         self._backend = backend
         self.class_names: list[str] = list(card["class_names"])
         self.input_size = int(card["input"]["size"])
@@ -140,6 +155,9 @@ class Predictor:
     @classmethod
     def load(cls, path: str | Path, threads: int | None = None) -> "Predictor":
         """Load a ``.keras``/``.tflite``/``.onnx`` file or a model folder, with its card."""
+        path = Path(path)
+        if path.is_dir() and (path / "saved_model.pb").is_file():
+            return cls(path, read_card(path.parent), _SavedModelBackend(path))
         path = resolve_model_file(path)
         card = read_card(path)
         fmt = FORMATS[path.suffix.lower()]

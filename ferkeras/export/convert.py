@@ -1,0 +1,131 @@
+"""Convert a ``.keras`` model to TFLite, ONNX or a SavedModel, next to it.
+
+Every format takes the same input (raw 0-255 gray face crops, float32, batch
+first, at the card's size) and returns the 7 probabilities in the card's class
+order; int8 models keep float32 input and output and quantize inside.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ferkeras.card import read_card
+from ferkeras.errors import FerKerasError
+from ferkeras.io import atomic_path
+
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+TFLITE_NAMES = {
+    "none": "model.tflite",
+    "float16": "model_float16.tflite",
+    "dynamic": "model_dynamic.tflite",
+    "int8": "model_int8.tflite",
+}
+
+
+def _load_keras(path: Path):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    import ferkeras.layers  # noqa: F401
+
+    if path.suffix != ".keras":
+        raise FerKerasError(f"convert needs a .keras model, got {path}")
+    return keras.models.load_model(path, compile=False)
+
+
+def _input_spec(card: dict):
+    import tensorflow as tf
+
+    size, channels = int(card["input"]["size"]), int(card["input"].get("channels", 1))
+    return tf.TensorSpec((None, size, size, channels), tf.float32, name="pixels")
+
+
+def export_saved_model(model_path: Path, output: Path | None = None) -> Path:
+    """A TensorFlow SavedModel (serving signature ``serve``) beside the model."""
+    card = read_card(model_path)
+    model = _load_keras(model_path)
+    target = output or model_path.parent / "saved_model"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".saved_model."))
+    try:
+        model.export(str(tmp / "sm"), format="tf_saved_model", input_signature=[_input_spec(card)], verbose=False)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp / "sm", target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def convert_tflite(
+    model_path: Path,
+    quantization: str = "none",
+    calibration: np.ndarray | None = None,
+    output: Path | None = None,
+) -> Path:
+    """Write a ``.tflite`` file; int8 needs ``calibration`` images (N, S, S, C) float32."""
+    if quantization not in QUANTIZATIONS:
+        raise FerKerasError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
+    if quantization == "int8" and (calibration is None or not len(calibration)):
+        raise FerKerasError("int8 quantization needs calibration images: pass --data ROOT (training faces are sampled)")
+    import tensorflow as tf
+
+    # Through a SavedModel: converting a concrete function of a Keras 3 model
+    # leaves its variables unfrozen (READ_VARIABLE ops that read zeros).
+    workdir = Path(tempfile.mkdtemp(prefix="ferkeras_tflite_"))
+    try:
+        saved = export_saved_model(model_path, workdir / "saved_model")
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+        flatbuffer = _run_converter(converter, quantization, calibration)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    target = output or model_path.parent / TFLITE_NAMES[quantization]
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(flatbuffer)
+    return target
+
+
+def _run_converter(converter, quantization: str, calibration: np.ndarray | None) -> bytes:
+    import tensorflow as tf
+
+    if quantization != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantization == "int8":
+        samples = np.asarray(calibration, np.float32)
+
+        def representative():
+            for i in range(len(samples)):
+                yield [samples[i : i + 1]]
+
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    try:
+        return converter.convert()
+    except Exception as exc:  # the converter raises many types
+        raise FerKerasError(f"TFLite conversion failed: {str(exc).splitlines()[0]}") from None
+
+
+def convert_onnx(model_path: Path, output: Path | None = None, opset: int = 17) -> Path:
+    """Write ``model.onnx`` with tf2onnx."""
+    try:
+        import tf2onnx
+    except ImportError:
+        raise FerKerasError("ONNX export needs tf2onnx: pip install 'ferkeras[train]'") from None
+    card = read_card(model_path)
+    model = _load_keras(model_path)
+    target = output or model_path.parent / "model.onnx"
+    with atomic_path(target) as tmp:
+        try:
+            # from_keras, not from_function: the latter turns the Normalization
+            # layer's constants into extra graph inputs.
+            tf2onnx.convert.from_keras(model, input_signature=[_input_spec(card)], opset=opset, output_path=str(tmp))
+        except Exception as exc:  # tf2onnx raises many types
+            raise FerKerasError(f"ONNX conversion failed: {str(exc).splitlines()[0]}") from None
+    return target

@@ -1,0 +1,68 @@
+"""``ferkeras convert``: each requested export, then its parity check and card entry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ferkeras.card import read_card
+from ferkeras.data.sources import load_split
+from ferkeras.errors import FerKerasError
+from ferkeras.export.convert import convert_onnx, convert_tflite, export_saved_model
+from ferkeras.export.parity import parity, record_artifact
+from ferkeras.inference.predictor import Predictor, resolve_model_file
+
+
+def _data_root(card: dict, data: str | None) -> Path:
+    root = data or card.get("training", {}).get("config", {}).get("data", {}).get("root")
+    if not root or not Path(root).exists():
+        raise FerKerasError(
+            f"parity and calibration need faces: pass --data ROOT (the card's data root {root!r} is not here)"
+        )
+    return Path(root)
+
+
+def run_conversions(
+    model: str | Path,
+    quantizations=(),
+    onnx: bool = False,
+    saved_model: bool = False,
+    data: str | None = None,
+    parity_split: str = "val",
+    parity_samples: int = 0,
+    calibration_samples: int = 500,
+) -> dict:
+    """Convert ``model`` to each requested format; returns {artifact key: parity}."""
+    model_path = resolve_model_file(model, prefer=("model.keras",))
+    if model_path.suffix != ".keras":
+        raise FerKerasError(f"convert needs a .keras model, got {model_path}")
+    card = read_card(model_path)
+    root = _data_root(card, data)
+    reference = Predictor.load(model_path)
+    faces = load_split(root, parity_split, reference.face_resize)
+    if parity_samples and parity_samples < len(faces):
+        faces = faces.subset(np.random.default_rng(0).choice(len(faces), parity_samples, replace=False))
+    calibration = None
+    if "int8" in quantizations:
+        train = load_split(root, "train", reference.face_resize)
+        pick = np.random.default_rng(0).choice(len(train), min(calibration_samples, len(train)), replace=False)
+        calibration = reference.prepare(train.images[pick])
+
+    jobs = [(f"tflite_{q}", lambda q=q: convert_tflite(model_path, q, calibration), {"format": "tflite", "quantization": q}) for q in quantizations]
+    if onnx:
+        jobs.append(("onnx", lambda: convert_onnx(model_path), {"format": "onnx"}))
+    if saved_model:
+        jobs.append(("saved_model", lambda: export_saved_model(model_path), {"format": "saved_model"}))
+    results = {}
+    for key, job, details in jobs:
+        artifact = job()
+        check = parity(reference, Predictor.load(artifact), faces)
+        record_artifact(model_path, artifact, key, {**details, "parity": {"split": parity_split, "data": str(root), **check}})
+        results[key] = check
+        print(
+            f"{artifact}: agreement {check['top1_agreement']:.2%} with Keras on {check['faces']} {parity_split} faces, "
+            f"accuracy {check['accuracy']:.4f} ({check['accuracy_difference_pp']:+.2f} pp)",
+            flush=True,
+        )
+    return results
