@@ -142,5 +142,44 @@ def convert(model, tflite, quantize, onnx, saved_model, data, parity_split, pari
                     parity_split, parity_samples, calibration_samples)
 
 
+
+@main.command()
+@click.option("--source", default="0", show_default=True, help="Camera index, video file, image, image folder or URL.")
+@click.option("--model", help="Model file or folder [default: the shipped model, TFLite int8 if present].")
+@click.option("--detector", default="blazeface", show_default=True, type=click.Choice(["blazeface", "blazeface-short", "haar"]))
+@click.option("--display/--no-display", default=None, help="Show a window [default: on for cameras].")
+@click.option("--output", type=click.Path(dir_okay=False), help="Annotated video (.mp4).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Per-frame CSV (one row per face, or an empty row).")
+@click.option("--jsonl", type=click.Path(dir_okay=False), help="Per-frame JSON lines.")
+@click.option("--max-frames", type=int, help="Stop after this many frames.")
+@click.option("--every", default=1, show_default=True, help="Run detection and the model on every N-th frame; carry results between.")
+@click.option("--smoothing", default="ema", show_default=True, type=click.Choice(["ema", "mean", "none"]))
+@click.option("--alpha", default=0.3, show_default=True, help="EMA weight of the newest frame.")
+@click.option("--window", default=8, show_default=True, help="Frames in the moving average (--smoothing mean).")
+@click.option("--threshold", default=0.4, show_default=True, help="Below this smoothed confidence the label is 'uncertain'.")
+@click.option("--min-face", default=0, show_default=True, help="Ignore faces smaller than this many pixels.")
+@click.option("--padding", default=0.1, show_default=True, help="Enlarge face boxes by this fraction before cropping.")
+@click.option("--threads", default=1, show_default=True, help="Threads for the emotion model.")
+@friendly_errors
+def cam(source, model, detector, display, output, csv_path, jsonl, max_frames, every, smoothing, alpha, window,
+        threshold, min_face, padding, threads) -> None:
+    """Live emotion recognition on a webcam, video, images or stream."""
+    from ferkeras.inference.recognizer import Recognizer
+    from ferkeras.inference.runner import run
+
+    recognizer = Recognizer.load(model, detector=detector, min_face=min_face, threads=threads, smoothing=smoothing,
+                                 alpha=alpha, window=window, threshold=threshold, padding=padding)
+    if display is None:
+        display = str(source).isdigit()
+    click.echo(f"model: {recognizer.predictor.path} ({recognizer.predictor.format}), detector: {detector}", err=True)
+    stats = run(source, recognizer, output, csv_path, jsonl, display, max_frames, every)
+    stages = ", ".join(f"{k} {1000 * v / max(stats.frames, 1):.1f}" for k, v in stats.seconds.items())
+    click.echo(f"{stats.frames} frames, {stats.faces} face detections, {stats.fps:.1f} FPS (ms/frame: {stages})"
+               + (f"; stopped by {stats.stopped_by}" if stats.stopped_by else ""), err=True)
+    for label, path in (("video", output), ("csv", csv_path), ("jsonl", jsonl)):
+        if path:
+            click.echo(f"wrote {label}: {path}", err=True)
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,130 @@
+"""Detection + crop + preprocessing + classification + tracking + smoothing, in one object.
+
+    rec = ferkeras.Recognizer.load()            # the shipped model, TFLite if present
+    for face in rec.process(frame_bgr):         # one video frame
+        print(face.track_id, face.box, face.label, face.confidence)
+    rec.predict_image("photo.jpg")              # one still image, no smoothing
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ferkeras.errors import FerKerasError
+from ferkeras.inference.faces import Box, crop_face, make_detector
+from ferkeras.inference.predictor import Predictor, resolve_model_file
+from ferkeras.inference.preprocess import to_gray
+from ferkeras.inference.smoothing import IoUTracker, Smoother
+
+#: Where the shipped model lives (a source checkout or an editable install).
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "saved_models" / "fer2013_resnet18_cbam"
+#: For live use, the fastest format present wins.
+LIVE_PREFERENCE = ("model_int8.tflite", "model_float16.tflite", "model.tflite", "model.onnx", "model.keras")
+UNCERTAIN = "uncertain"
+
+
+@dataclass
+class FaceResult:
+    """One face in one frame: where, who (track id), and what emotion."""
+
+    track_id: int | None
+    box: Box
+    probabilities: np.ndarray  # smoothed (equal to raw for still images)
+    raw_probabilities: np.ndarray
+    label: str  # a class name, or "uncertain" below the confidence threshold
+    confidence: float  # the smoothed top probability
+
+    def to_dict(self, class_names) -> dict:
+        return {
+            "face_id": self.track_id,
+            "box": {"x": self.box.x, "y": self.box.y, "w": self.box.w, "h": self.box.h},
+            "label": self.label,
+            "confidence": round(float(self.confidence), 4),
+            "probabilities": {n: round(float(p), 4) for n, p in zip(class_names, self.probabilities)},
+        }
+
+
+class Recognizer:
+    """Finds faces in BGR frames and reports their (smoothed) emotions.
+
+    Args:
+        predictor: the emotion model (any format).
+        detector: an object with ``detect(frame) -> list[Box]``.
+        smoothing: ``ema`` (``alpha``), ``mean`` (``window`` frames) or ``none``.
+        threshold: below this smoothed top probability the label is "uncertain".
+        padding: face boxes are enlarged by this fraction of their side before
+            cropping (FER2013 faces include some forehead and chin).
+    """
+
+    def __init__(self, predictor: Predictor, detector, smoothing: str = "ema", alpha: float = 0.3, window: int = 8,
+                 threshold: float = 0.4, padding: float = 0.1, max_missed: int = 5):
+        Smoother(smoothing, alpha, window)  # validate the options now, not on the first face
+        self.predictor, self.detector = predictor, detector
+        self.class_names = predictor.class_names
+        self.threshold, self.padding = threshold, padding
+        self._smoothing = (smoothing, alpha, window)
+        self._max_missed = max_missed
+        self.tracker = IoUTracker(lambda: Smoother(*self._smoothing), max_missed=max_missed)
+        self.timings = {"detect": 0.0, "classify": 0.0, "smooth": 0.0}
+
+    @classmethod
+    def load(cls, model: str | Path | None = None, detector: str = "blazeface", min_face: int = 0,
+             threads: int | None = 1, **options) -> "Recognizer":
+        """Load a model (default: the shipped one, fastest format first) and a detector."""
+        if model is None:
+            if not DEFAULT_MODEL_DIR.is_dir():
+                raise FerKerasError(f"no shipped model at {DEFAULT_MODEL_DIR}; pass --model PATH")
+            model = DEFAULT_MODEL_DIR
+        path = resolve_model_file(model, prefer=LIVE_PREFERENCE)
+        return cls(Predictor.load(path, threads=threads), make_detector(detector, min_size=min_face), **options)
+
+    def reset(self) -> None:
+        """Forget all tracks (e.g. at a scene cut or a new video)."""
+        self.tracker = IoUTracker(lambda: Smoother(*self._smoothing), max_missed=self._max_missed)
+
+    def _classify(self, gray: np.ndarray, boxes: list[Box]) -> np.ndarray:
+        start = time.perf_counter()
+        probabilities = self.predictor.predict([crop_face(gray, b, self.padding) for b in boxes]) if boxes else np.zeros((0, len(self.class_names)), np.float32)
+        self.timings["classify"] += time.perf_counter() - start
+        return probabilities
+
+    def _result(self, track_id, box, smoothed, raw) -> FaceResult:
+        top = int(np.argmax(smoothed))
+        confidence = float(smoothed[top])
+        label = self.class_names[top] if confidence >= self.threshold else UNCERTAIN
+        return FaceResult(track_id, box, smoothed, raw, label, confidence)
+
+    def process(self, frame: np.ndarray) -> list[FaceResult]:
+        """Faces in one video frame, tracked and smoothed across calls."""
+        start = time.perf_counter()
+        boxes = self.detector.detect(frame)
+        self.timings["detect"] += time.perf_counter() - start
+        raw = self._classify(to_gray(frame), boxes)
+        start = time.perf_counter()
+        results = [
+            self._result(track.track_id, box, track.smoother.update(p), p)
+            for track, box, p in zip(self.tracker.assign(boxes), boxes, raw)
+        ]
+        self.timings["smooth"] += time.perf_counter() - start
+        return results
+
+    def predict_image(self, image, detect: bool = True) -> list[FaceResult]:
+        """Faces in one still image (a path or an array), without smoothing.
+
+        With ``detect=False`` the whole image is taken as one face crop.
+        """
+        if isinstance(image, (str, Path)):
+            loaded = cv2.imread(str(image), cv2.IMREAD_COLOR)
+            if loaded is None:
+                raise FerKerasError(f"cannot read image {image}")
+            image = loaded
+        image = np.asarray(image)
+        height, width = image.shape[:2]
+        boxes = self.detector.detect(image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)) if detect else [Box(0, 0, width, height)]
+        raw = self._classify(to_gray(image), boxes) if detect else self.predictor.predict([to_gray(image)])
+        return [self._result(None, box, p, p) for box, p in zip(boxes, raw)]
