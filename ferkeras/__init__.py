@@ -57,7 +57,14 @@ class _RegisterWhenKerasLoads(importlib.abc.MetaPathFinder):
         return spec
 
 
+def _keras_installed() -> bool:
+    try:
+        return importlib.util.find_spec("keras") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 if "keras" in sys.modules:
     _register_layers()
-elif importlib.util.find_spec("keras") is not None:
+elif _keras_installed():
     sys.meta_path.insert(0, _RegisterWhenKerasLoads())

@@ -165,14 +165,15 @@ def cam(source, model, detector, display, output, csv_path, jsonl, max_frames, e
         threshold, min_face, padding, threads) -> None:
     """Live emotion recognition on a webcam, video, images or stream."""
     from ferkeras.inference.recognizer import Recognizer
-    from ferkeras.inference.runner import run
+    from ferkeras.inference.runner import FrameSource, run
 
+    frames = FrameSource(source)  # a bad source fails before the model loads
     recognizer = Recognizer.load(model, detector=detector, min_face=min_face, threads=threads, smoothing=smoothing,
                                  alpha=alpha, window=window, threshold=threshold, padding=padding)
     if display is None:
         display = str(source).isdigit()
     click.echo(f"model: {recognizer.predictor.path} ({recognizer.predictor.format}), detector: {detector}", err=True)
-    stats = run(source, recognizer, output, csv_path, jsonl, display, max_frames, every)
+    stats = run(frames, recognizer, output, csv_path, jsonl, display, max_frames, every)
     stages = ", ".join(f"{k} {1000 * v / max(stats.frames, 1):.1f}" for k, v in stats.seconds.items())
     click.echo(f"{stats.frames} frames, {stats.faces} face detections, {stats.fps:.1f} FPS (ms/frame: {stages})"
                + (f"; stopped by {stats.stopped_by}" if stats.stopped_by else ""), err=True)

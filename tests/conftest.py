@@ -23,3 +23,30 @@ def folder_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def csv_data(tmp_path_factory) -> Path:
     return make_csv_dataset(tmp_path_factory.mktemp("csv") / "fer2013.csv")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A trained tiny model folder with model.keras, its card and val/train data."""
+    from synthetic import make_folder_dataset
+    from tiny_model import SIZE, train_tiny_model
+
+    folder = tmp_path_factory.mktemp("tiny_model")
+    make_folder_dataset(folder / "data", per_class=20, size=SIZE, seed=10)
+    train_tiny_model(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def exported_model(tiny_model) -> Path:
+    """The tiny model converted to every TFLite quantization, ONNX and a SavedModel."""
+    from ferkeras.export.workflow import run_conversions
+
+    run_conversions(tiny_model, ("none", "float16", "dynamic", "int8"), onnx=True, saved_model=True)
+    return tiny_model
+
+
+@pytest.fixture(scope="session")
+def sample_clip() -> Path:
+    """The bundled public-domain clip (640x360, 275 frames, several faces)."""
+    return REPO / "samples" / "stage_and_audience.mp4"

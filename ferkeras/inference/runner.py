@@ -160,7 +160,7 @@ class _Outputs:
 
 
 def run(
-    source: str | int,
+    source: "str | int | FrameSource",
     recognizer: Recognizer,
     output: str | Path | None = None,
     csv_path: str | Path | None = None,
@@ -174,7 +174,7 @@ def run(
     """Process ``source`` until it ends, ``max_frames``, Ctrl-C or SIGTERM."""
     if every < 1:
         raise FerKerasError("--every must be >= 1")
-    frames = FrameSource(source)
+    frames = source if isinstance(source, FrameSource) else FrameSource(source)
     stats = RunStats()
     draw = bool(output or display) if draw is None else draw
     outputs = _Outputs(Path(output) if output else None, Path(csv_path) if csv_path else None,

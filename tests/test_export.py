@@ -1,0 +1,83 @@
+"""Conversion to TFLite/ONNX/SavedModel, parity, the Predictor, and bad inputs."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ferkeras.cli import main
+from ferkeras.data import load_split
+from ferkeras.errors import FerKerasError
+from ferkeras.export.convert import convert_tflite
+from ferkeras.inference.predictor import Predictor
+
+
+def _card(folder):
+    return json.loads((folder / "model_card.json").read_text())
+
+
+def test_every_format_agrees_with_keras(exported_model):
+    card = _card(exported_model)
+    artifacts = card["artifacts"]
+    assert {"tflite_none", "tflite_float16", "tflite_dynamic", "tflite_int8", "onnx", "saved_model"} <= set(artifacts)
+    keras_accuracy = artifacts["tflite_none"]["parity"]["accuracy_keras"]
+    assert keras_accuracy > 0.9, "the tiny model should have learned the blobs"
+    for key, entry in artifacts.items():
+        if key == "keras":
+            continue
+        parity = entry["parity"]
+        floor = 0.97 if key == "tflite_int8" else 0.99
+        assert parity["top1_agreement"] >= floor, (key, parity)
+        assert parity["faces"] == 140
+        assert entry["size_bytes"] > 10_000
+    assert artifacts["tflite_int8"]["size_bytes"] < artifacts["tflite_none"]["size_bytes"] / 2
+    assert artifacts["tflite_none"]["parity"]["max_abs_probability_difference"] < 1e-4
+
+
+def test_predictor_same_interface_for_all_formats(exported_model):
+    faces = load_split(exported_model / "data", "val", 32).images[:20]
+    reference = Predictor.load(exported_model / "model.keras").predict(faces)
+    assert reference.shape == (20, 7)
+    np.testing.assert_allclose(reference.sum(axis=1), 1, rtol=1e-4)
+    for name, atol in (("model.tflite", 1e-4), ("model_float16.tflite", 2e-2), ("model.onnx", 1e-4), ("model_int8.tflite", 0.1)):
+        predictor = Predictor.load(exported_model / name)
+        assert predictor.class_names[3] == "happy" and predictor.input_size == 32
+        got = predictor.predict(faces)
+        assert got.shape == (20, 7) and got.dtype == np.float32
+        np.testing.assert_allclose(got, reference, atol=atol, err_msg=name)
+        # any face size and colour: a BGR 100x100 crop is resized by the predictor
+        bgr = np.repeat(np.kron(faces[:2], np.ones((3, 3), np.uint8))[..., None], 3, axis=-1)
+        assert predictor.predict(bgr).shape == (2, 7)
+        assert predictor.predict([]).shape == (0, 7)
+
+
+def test_convert_cli_and_bad_inputs(tiny_model, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["convert", "--model", str(tiny_model), "--tflite", "--quantize", "dynamic", "--parity-samples", "30"])
+    assert result.exit_code == 0, result.output
+    assert "agreement" in result.output and "30 val faces" in result.output
+    no_flags = runner.invoke(main, ["convert", "--model", str(tiny_model)])
+    assert no_flags.exit_code != 0 and "--tflite" in no_flags.output
+    with pytest.raises(FerKerasError, match="int8 quantization needs calibration images"):
+        convert_tflite(tiny_model / "model.keras", "int8", None)
+    no_data = runner.invoke(main, ["convert", "--model", str(tiny_model), "--tflite", "--data", str(tmp_path / "nothing")])
+    assert no_data.exit_code != 0 and "parity and calibration need faces" in no_data.output
+
+
+def test_predictor_bad_files(tiny_model, tmp_path):
+    (tmp_path / "model.pt").write_text("x")
+    with pytest.raises(FerKerasError, match="unsupported model file .*model.pt"):
+        Predictor.load(tmp_path / "model.pt")
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    (lonely / "model.tflite").write_bytes((tiny_model / "model.keras").read_bytes()[:100])
+    with pytest.raises(FerKerasError, match="no model card for"):
+        Predictor.load(lonely / "model.tflite")
+    (lonely / "model_card.json").write_text((tiny_model / "model_card.json").read_text())
+    with pytest.raises(FerKerasError, match="cannot load TFLite model .*model.tflite"):
+        Predictor.load(lonely / "model.tflite")
+    with pytest.raises(FerKerasError, match="model not found"):
+        Predictor.load(tmp_path / "missing.onnx")
+    with pytest.raises(FerKerasError, match="no model file in"):
+        Predictor.load(tmp_path)
