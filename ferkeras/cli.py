@@ -182,5 +182,32 @@ def cam(source, model, detector, display, output, csv_path, jsonl, max_frames, e
             click.echo(f"wrote {label}: {path}", err=True)
 
 
+
+@main.command()
+@click.argument("models", nargs=-1, required=True)
+@click.option("--data", help="Data root for accuracy (omit to time random faces only).")
+@click.option("--split", default="val", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--threads", default=1, show_default=True, help="Inference threads.")
+@click.option("--runs", default=300, show_default=True, help="Timed batch-1 calls per model.")
+@click.option("--batch", default=64, show_default=True, help="Batch size for throughput.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the rows as JSON.")
+@friendly_errors
+def bench(models, data, split, threads, runs, batch, json_path) -> None:
+    """Latency, throughput, size and accuracy for model files or folders (one row per file)."""
+    from ferkeras.inference.bench import benchmark, format_table, model_files
+    from ferkeras.io import atomic_write_json
+
+    files = model_files(models)
+    if not files:
+        raise click.UsageError("no model files found in " + ", ".join(models))
+    rows = []
+    for path in files:
+        rows.append(benchmark(path, threads, runs, batch, data, split))
+        click.echo(f"{path}: {rows[-1]['latency_ms_median']} ms/face", err=True)
+    click.echo(format_table(rows))
+    if json_path:
+        atomic_write_json(json_path, rows)
+
+
 if __name__ == "__main__":
     main()

@@ -37,9 +37,17 @@ def resolve_model_file(path: str | Path, prefer: tuple[str, ...] = FOLDER_PREFER
 
 
 class _KerasBackend:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, threads: int | None):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import keras
+        import tensorflow as tf
+
+        if threads:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:
+                pass  # TensorFlow already started with its own thread pools
 
         import ferkeras.layers  # noqa: F401  (registers our layers)
 
@@ -162,7 +170,7 @@ class Predictor:
         card = read_card(path)
         fmt = FORMATS[path.suffix.lower()]
         if fmt == "keras":
-            backend = _KerasBackend(path)
+            backend = _KerasBackend(path, threads)
         elif fmt == "tflite":
             backend = _LiteRTBackend(path, threads)
         else:

@@ -160,7 +160,7 @@ class _Outputs:
 
 
 def run(
-    source: "str | int | FrameSource",
+    source,
     recognizer: Recognizer,
     output: str | Path | None = None,
     csv_path: str | Path | None = None,
@@ -171,10 +171,11 @@ def run(
     draw: bool | None = None,
     quiet: bool = False,
 ) -> RunStats:
-    """Process ``source`` until it ends, ``max_frames``, Ctrl-C or SIGTERM."""
+    """Process ``source`` (a path, camera index or URL, or a :class:`FrameSource`)
+    until it ends, ``max_frames``, Ctrl-C or SIGTERM."""
     if every < 1:
         raise FerKerasError("--every must be >= 1")
-    frames = source if isinstance(source, FrameSource) else FrameSource(source)
+    frames = FrameSource(source) if isinstance(source, (str, int, Path)) else source
     stats = RunStats()
     draw = bool(output or display) if draw is None else draw
     outputs = _Outputs(Path(output) if output else None, Path(csv_path) if csv_path else None,
