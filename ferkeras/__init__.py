@@ -21,6 +21,7 @@ _LAZY = {
     "ChannelAttention": "ferkeras.layers.cbam",
     "SpatialAttention": "ferkeras.layers.cbam",
     "Predictor": "ferkeras.inference.predictor",
+    "FaceResult": "ferkeras.inference.recognizer",
     "Recognizer": "ferkeras.inference.recognizer",
     "CLASS_NAMES": "ferkeras.labels",
 }

@@ -17,7 +17,6 @@ import click
 from ferkeras import __version__
 from ferkeras.errors import FerKerasError
 
-DEFAULT_MODEL = "saved_models/fer2013_resnet18_cbam"
 
 
 def _quiet_tensorflow() -> None:
@@ -104,7 +103,7 @@ def train(phase, config_path, preset, sets, restart, **options) -> None:
 
 
 @main.command()
-@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Run folder, model folder or model file (.keras/.tflite/.onnx).")
+@click.option("--model", help="Run folder, model folder or model file (.keras/.tflite/.onnx) [default: the shipped model].")
 @click.option("--data", default="../shared/fer2013", show_default=True, help="Data root (class folders) or fer2013.csv.")
 @click.option("--split", default="val", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--tta", default="none", show_default=True, type=click.Choice(["none", "flip", "tencrop"]), help="Also report test-time augmentation.")
@@ -121,7 +120,7 @@ def evaluate(model, data, split, tta, output, skip_bad, update_card) -> None:
 
 
 @main.command()
-@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="A .keras file, or a folder holding model.keras.")
+@click.option("--model", help="A .keras file, or a folder holding model.keras [default: the shipped model].")
 @click.option("--tflite", is_flag=True, help="Write TFLite model(s).")
 @click.option("--quantize", multiple=True, type=click.Choice(["none", "float16", "dynamic", "int8"]),
               help="TFLite quantization; repeat for several [default: none].")

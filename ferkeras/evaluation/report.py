@@ -12,7 +12,7 @@ from ferkeras.data.sources import load_split
 from ferkeras.errors import FerKerasError
 from ferkeras.evaluation.metrics import classification_metrics, format_report
 from ferkeras.evaluation.plots import plot_confusion, plot_mistakes
-from ferkeras.inference.predictor import Predictor
+from ferkeras.inference.predictor import Predictor, resolve_model
 from ferkeras.io import atomic_write_json
 
 TTA_MODES = ("none", "flip", "tencrop")
@@ -43,7 +43,7 @@ def predict_with_tta(predictor: Predictor, faces: np.ndarray, mode: str, batch_s
 
 
 def evaluate(
-    model: str | Path,
+    model: str | Path | None,
     data: str | Path,
     split: str = "val",
     tta: str = "none",
@@ -59,7 +59,7 @@ def evaluate(
     """
     if tta not in TTA_MODES:
         raise FerKerasError(f"--tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
-    predictor = Predictor.load(model)
+    predictor = Predictor.load(resolve_model(model))
     faces = load_split(data, split, predictor.face_resize, skip_bad)
     out_dir = Path(output) if output else card_path(predictor.path).parent / f"eval_{split}"
     results = {"model": str(predictor.path), "format": predictor.format, "data": str(data), "split": split}

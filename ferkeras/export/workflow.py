@@ -11,7 +11,7 @@ from ferkeras.data.sources import load_split
 from ferkeras.errors import FerKerasError
 from ferkeras.export.convert import convert_onnx, convert_tflite, export_saved_model
 from ferkeras.export.parity import parity, record_artifact
-from ferkeras.inference.predictor import Predictor, resolve_model_file
+from ferkeras.inference.predictor import Predictor, resolve_model
 
 
 def _data_root(card: dict, data: str | None) -> Path:
@@ -24,7 +24,7 @@ def _data_root(card: dict, data: str | None) -> Path:
 
 
 def run_conversions(
-    model: str | Path,
+    model: str | Path | None,
     quantizations=(),
     onnx: bool = False,
     saved_model: bool = False,
@@ -34,7 +34,7 @@ def run_conversions(
     calibration_samples: int = 500,
 ) -> dict:
     """Convert ``model`` to each requested format; returns {artifact key: parity}."""
-    model_path = resolve_model_file(model, prefer=("model.keras",))
+    model_path = resolve_model(model, prefer=("model.keras",))
     if model_path.suffix != ".keras":
         raise FerKerasError(f"convert needs a .keras model, got {model_path}")
     card = read_card(model_path)

@@ -35,6 +35,27 @@ def resolve_model_file(path: str | Path, prefer: tuple[str, ...] = FOLDER_PREFER
         raise FerKerasError(f"unsupported model file {path}: expected .keras, .tflite or .onnx")
     return path
 
+#: The shipped model, relative to a source checkout.
+SHIPPED_MODEL = Path("saved_models") / "fer2013_resnet18_cbam"
+
+
+def default_model_dir() -> Path:
+    """``$FERKERAS_MODEL``, else ``./saved_models/...``, else the checkout this package runs from."""
+    if os.environ.get("FERKERAS_MODEL"):
+        return Path(os.environ["FERKERAS_MODEL"])
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        if (base / SHIPPED_MODEL).is_dir():
+            return base / SHIPPED_MODEL
+    raise FerKerasError(
+        f"no shipped model found ({SHIPPED_MODEL} in this folder or the ferkeras checkout); "
+        "pass --model PATH or set FERKERAS_MODEL"
+    )
+
+
+def resolve_model(path: str | Path | None, prefer: tuple[str, ...] = FOLDER_PREFERENCE) -> Path:
+    """Like :func:`resolve_model_file`, with ``None`` meaning the shipped model."""
+    return resolve_model_file(path if path is not None else default_model_dir(), prefer)
+
 
 class _KerasBackend:
     def __init__(self, path: Path, threads: int | None):

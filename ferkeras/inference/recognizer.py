@@ -17,12 +17,10 @@ import numpy as np
 
 from ferkeras.errors import FerKerasError
 from ferkeras.inference.faces import Box, crop_face, make_detector
-from ferkeras.inference.predictor import Predictor, resolve_model_file
+from ferkeras.inference.predictor import Predictor, default_model_dir, resolve_model_file
 from ferkeras.inference.preprocess import to_gray
 from ferkeras.inference.smoothing import IoUTracker, Smoother
 
-#: Where the shipped model lives (a source checkout or an editable install).
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "saved_models" / "fer2013_resnet18_cbam"
 #: For live use, the fastest format present wins.
 LIVE_PREFERENCE = ("model_int8.tflite", "model_float16.tflite", "model.tflite", "model.onnx", "model.keras")
 UNCERTAIN = "uncertain"
@@ -76,11 +74,7 @@ class Recognizer:
     def load(cls, model: str | Path | None = None, detector: str = "blazeface", min_face: int = 0,
              threads: int | None = 1, **options) -> "Recognizer":
         """Load a model (default: the shipped one, fastest format first) and a detector."""
-        if model is None:
-            if not DEFAULT_MODEL_DIR.is_dir():
-                raise FerKerasError(f"no shipped model at {DEFAULT_MODEL_DIR}; pass --model PATH")
-            model = DEFAULT_MODEL_DIR
-        path = resolve_model_file(model, prefer=LIVE_PREFERENCE)
+        path = resolve_model_file(model or default_model_dir(), prefer=LIVE_PREFERENCE)
         return cls(Predictor.load(path, threads=threads), make_detector(detector, min_size=min_face), **options)
 
     def reset(self) -> None:
