@@ -81,3 +81,15 @@ def test_predictor_bad_files(tiny_model, tmp_path):
         Predictor.load(tmp_path / "missing.onnx")
     with pytest.raises(FerKerasError, match="no model file in"):
         Predictor.load(tmp_path)
+
+
+def test_evaluate_tflite_on_csv_and_train_test_layouts(exported_model, csv_data, tmp_path):
+    from ferkeras.evaluation.report import evaluate
+    from synthetic import make_folder_dataset
+
+    on_csv = evaluate(exported_model / "model_int8.tflite", csv_data, "test", output=tmp_path / "csv")
+    assert on_csv["format"] == "tflite" and on_csv["none"]["samples"] == 42
+    layout = make_folder_dataset(tmp_path / "tt", per_class=4, size=32, splits=("train", "test"))
+    on_test = evaluate(exported_model / "model.onnx", layout, "test", tta="flip", output=tmp_path / "tt_out")
+    assert on_test["flip"]["samples"] == 28
+    assert (tmp_path / "tt_out" / "confusion_matrix.png").exists()

@@ -43,6 +43,8 @@ def test_missing_val_is_stratified_and_seeded(tmp_path):
     assert not set(a["val"].origins) & set(a["train"].origins)
     c = load_dataset(root, 48, val_fraction=0.2, seed=4)
     assert c["val"].origins != a["val"].origins
+    # evaluating "val" on such data gives the very faces training held out
+    assert load_split(root, "val", 48, val_fraction=0.2, seed=3).origins == a["val"].origins
 
 
 def test_csv_splits_and_labels(csv_data):
@@ -76,6 +78,8 @@ def test_empty_split_and_missing_path(tmp_path):
         load_dataset(tmp_path / "missing", 48)
     with pytest.raises(FerKerasError, match=r"split 'test' not found: no folder .*\(found: train, val\)"):
         load_split(root, "test", 48)
+    with pytest.raises(FerKerasError, match=r"split 'val' not found: no folder .*\(found: none\)"):
+        load_split(tmp_path / "val" / "happy", "val", 48)
 
 
 def test_corrupt_image_is_named_or_skipped(tmp_path, caplog):

@@ -204,14 +204,31 @@ def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, S
     )
 
 
-def load_split(root: str | Path, split: str, image_size: int, skip_bad: bool = False) -> Split:
-    """Load one split (``train``, ``val`` or ``test``) from folders or ``fer2013.csv``."""
+def _locate(root: str | Path) -> tuple[Path, Path | None]:
     root = Path(root)
     if not root.exists():
         raise FerKerasError(f"data path not found: {root}")
-    csv_path = _csv_path(root)
+    return root, _csv_path(root)
+
+
+def load_split(
+    root: str | Path,
+    split: str,
+    image_size: int,
+    skip_bad: bool = False,
+    val_fraction: float = 0.1,
+    seed: int = 1337,
+) -> Split:
+    """Load one split (``train``, ``val`` or ``test``) from folders or ``fer2013.csv``.
+
+    Asking for ``val`` where there is none gives the same stratified part of
+    ``train`` that training held out (same ``val_fraction`` and ``seed``).
+    """
+    root, csv_path = _locate(root)
     if csv_path is not None:
         splits = _load_csv(csv_path, image_size, skip_bad)
+        if split == "val" and "val" not in splits and "train" in splits:
+            return stratified_split(splits["train"], val_fraction, seed)[1]
         if split not in splits:
             raise FerKerasError(
                 f"{csv_path} has no {split!r} rows (Usage "
@@ -219,6 +236,8 @@ def load_split(root: str | Path, split: str, image_size: int, skip_bad: bool = F
             )
         return splits[split]
     split_dir = root / split
+    if split == "val" and not split_dir.is_dir() and (root / "train").is_dir():
+        return stratified_split(_load_folder_split(root / "train", image_size, skip_bad), val_fraction, seed)[1]
     if not split_dir.is_dir():
         present = [s for s in SPLITS if (root / s).is_dir()]
         raise FerKerasError(
@@ -240,10 +259,7 @@ def load_dataset(
     Without a ``val`` split, a stratified, seeded ``val_fraction`` of ``train``
     becomes ``val``.
     """
-    root = Path(root)
-    if not root.exists():
-        raise FerKerasError(f"data path not found: {root}")
-    csv_path = _csv_path(root)
+    root, csv_path = _locate(root)
     if csv_path is not None:
         splits = _load_csv(csv_path, image_size, skip_bad)
     else:
