@@ -208,5 +208,28 @@ def bench(models, data, split, threads, runs, batch, json_path) -> None:
         atomic_write_json(json_path, rows)
 
 
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config whose model to build.")
+@click.option("--preset", default="default", show_default=True)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. model.stem=imagenet.")
+@click.option("--layers/--no-layers", default=False, help="Print the Keras layer table too.")
+@friendly_errors
+def summary(config_path, preset, sets, layers) -> None:
+    """Build the configured model and print its size and multiply-accumulates."""
+    from ferkeras.config import load_config, parse_override
+
+    config = load_config(config_path, preset, [parse_override(item) for item in sets])
+    from ferkeras.models import count_macs
+    from ferkeras.training.trainer import new_model
+
+    model = new_model(config)
+    if layers:
+        model.summary(print_fn=click.echo)
+    macs = count_macs(model)
+    click.echo(f"{model.name}: {model.count_params():,} parameters, {macs / 1e6:.1f} M multiply-accumulates "
+               f"({2 * macs / 1e6:.1f} MFLOPs) per {config.data.input_size}x{config.data.input_size}x{config.data.channels} face")
+
+
 if __name__ == "__main__":
     main()

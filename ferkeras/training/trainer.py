@@ -70,7 +70,8 @@ def _strategy(config: TrainConfig):
     return tf.distribute.get_strategy()
 
 
-def _new_model(config: TrainConfig) -> keras.Model:
+def new_model(config: TrainConfig) -> keras.Model:
+    """The model ``config`` describes, freshly initialised (or with ImageNet weights)."""
     m = config.model
     return build_model(
         config.data.input_size, config.data.channels, attention=m.attention, stem=m.stem,
@@ -180,7 +181,7 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
         else:
             state = {"epoch": 0, "history": [], "wait": 0}
             if phase == "phase1":
-                model = _new_model(config)
+                model = new_model(config)
             else:
                 source = run_dir / "phase1" / "best.keras"
                 if not (load_state(run_dir / "phase1") or {}).get("finished") or not source.exists():
