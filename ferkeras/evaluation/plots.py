@@ -11,7 +11,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ferkeras.io import atomic_path  # noqa: E402
-from ferkeras.training.callbacks import load_state  # noqa: E402
 
 
 def _save(fig, path: Path) -> None:
@@ -20,13 +19,8 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_training_curves(run_dir: Path, path: Path) -> None:
-    """Loss, accuracy and macro-F1 per epoch of both phases on one epoch axis."""
-    rows = []
-    for phase in ("phase1", "phase2"):
-        state = load_state(Path(run_dir) / phase)
-        if state:
-            rows += state["history"]
+def plot_training_curves(rows: list[dict], path: Path) -> None:
+    """Loss, accuracy and macro-F1 per epoch (history rows of both phases) on one epoch axis."""
     if not rows:
         return
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))

@@ -19,19 +19,10 @@ def apply_freeze_rules(model: keras.Model, phase: PhaseConfig) -> None:
         trainable = phase.trainable == "all" or is_head_or_attention(layer.name)
         layer.trainable = trainable
         if phase.freeze_batchnorm:
-            for sub in _walk(layer):
+            # _flatten_layers reaches the BatchNorm inside CBAM's spatial attention too
+            for sub in layer._flatten_layers(include_self=True, recursive=True):
                 if isinstance(sub, keras.layers.BatchNormalization):
                     sub.trainable = False
-
-
-def _walk(layer):
-    yield layer
-    for sub in getattr(layer, "_layers", []) or []:
-        yield from _walk(sub)
-    for attr in ("channel", "spatial", "bn"):
-        sub = getattr(layer, attr, None)
-        if isinstance(sub, keras.layers.Layer):
-            yield from _walk(sub)
 
 
 def learning_rate(phase: PhaseConfig, steps_per_epoch: int):

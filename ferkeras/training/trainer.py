@@ -211,7 +211,7 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
               f"trainable: {settings.trainable}, {sum(int(np.prod(w.shape)) for w in model.trainable_weights):,} trainable parameters", flush=True)
         model.fit(
             train_ds, validation_data=val_ds, epochs=settings.epochs, initial_epoch=state["epoch"],
-            callbacks=callbacks, verbose=verbose,
+            callbacks=callbacks, verbose=verbose, shuffle=False,  # the dataset shuffles itself
         )
     state["finished"] = True
     atomic_write_json(phase_dir / "state.json", state)
@@ -220,7 +220,8 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
     write_card(run_dir / "model.keras", build_card(config, splits, run_dir, best))
     from ferkeras.evaluation.plots import plot_training_curves
 
-    plot_training_curves(run_dir, run_dir / "training_curves.png")
+    history = [row for p in PHASES for row in (load_state(run_dir / p) or {}).get("history", [])]
+    plot_training_curves(history, run_dir / "training_curves.png")
     print(f"[{phase}] done: {run_dir / 'model.keras'}", flush=True)
 
 
