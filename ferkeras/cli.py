@@ -1,8 +1,8 @@
-"""Command line: ``ferkeras train | evaluate | convert | bench | cam | info``.
+"""Command line: ``ferkeras train | evaluate | convert | bench | cam | summary``.
 
 Each command imports TensorFlow (or the edge runtime) only when it runs, so
-``ferkeras --help`` stays fast. A :class:`FerKerasError` is printed as one line
-and exits with status 2.
+``ferkeras --help`` stays fast. A :class:`FerKerasError` is printed as one
+``Error: ...`` line and exits with status 1.
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from ferkeras import __version__
 from ferkeras.errors import FerKerasError
 
 
-
 def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def friendly_errors(func):
-    """Turn expected problems into ``ferkeras: error: ...`` on one line."""
+    """Turn expected problems into one ``Error: ...`` line instead of a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -50,7 +49,7 @@ def main(verbose: bool) -> None:
 
 @main.command()
 @click.option("--phase", type=click.Choice(["1", "2", "all"]), default="all", show_default=True,
-              help="1: backbone frozen; 2: full fine-tune from phase 1; all: both.")
+              help="1: phase 1 (by default CBAM and head only); 2: fine-tune from phase 1's best model; all: both.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config (a run's config.yaml reproduces it).")
 @click.option("--preset", default="default", show_default=True, help="Starting values: default or smoke (tiny, for tests).")
 @click.option("--data", help="Data root (class folders) or fer2013.csv.")
@@ -118,7 +117,6 @@ def evaluate(model, data, split, tta, output, skip_bad, update_card) -> None:
     run_evaluation(model, data, split, tta, output, skip_bad, update_card)
 
 
-
 @main.command()
 @click.option("--model", help="A .keras file, or a folder holding model.keras [default: the shipped model].")
 @click.option("--tflite", is_flag=True, help="Write TFLite model(s).")
@@ -139,7 +137,6 @@ def convert(model, tflite, quantize, onnx, saved_model, data, parity_split, pari
         raise click.UsageError("choose at least one of --tflite, --onnx, --saved-model")
     run_conversions(model, quantize or (("none",) if tflite else ()), onnx, saved_model, data,
                     parity_split, parity_samples, calibration_samples)
-
 
 
 @main.command()
@@ -181,7 +178,6 @@ def cam(source, model, detector, display, output, csv_path, jsonl, max_frames, e
             click.echo(f"wrote {label}: {path}", err=True)
 
 
-
 @main.command()
 @click.argument("models", nargs=-1, required=True)
 @click.option("--data", help="Data root for accuracy (omit to time random faces only).")
@@ -206,7 +202,6 @@ def bench(models, data, split, threads, runs, batch, json_path) -> None:
     click.echo(format_table(rows))
     if json_path:
         atomic_write_json(json_path, rows)
-
 
 
 @main.command()

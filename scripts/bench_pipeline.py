@@ -29,7 +29,7 @@ def main() -> None:
     from ferkeras.data import load_split
     from ferkeras.data.pipeline import make_dataset
 
-    print(f"| output px | img/s (augmentation on) | batches | batch |")
+    print("| output px | img/s (augmentation on) | batches | batch |")
     print("|---|---|---|---|")
     for size in args.sizes:
         split = load_split(args.data, "train", size)

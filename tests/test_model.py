@@ -13,13 +13,13 @@ from ferkeras.models import build_model, count_macs
 
 
 def _blocks(model):
-    return sorted({"_".join(l.name.split("_")[:2]) for l in model.layers if l.name.startswith("stack")})
+    return sorted({"_".join(layer.name.split("_")[:2]) for layer in model.layers if layer.name.startswith("stack")})
 
 
 def test_default_is_resnet18_with_cbam_in_every_block():
     model = ferkeras.build_model()
     assert _blocks(model) == [f"stack{s}_block{b}" for s in range(1, 5) for b in (1, 2)]
-    cbams = [l for l in model.layers if isinstance(l, CBAM)]
+    cbams = [layer for layer in model.layers if isinstance(layer, CBAM)]
     assert len(cbams) == 8
     # CBAM sits after the second BatchNorm and feeds the residual add
     for layer in cbams:
@@ -34,7 +34,7 @@ def test_default_is_resnet18_with_cbam_in_every_block():
 
 def test_attention_switch_gives_plain_resnet18():
     plain = build_model(attention="none")
-    assert not any(isinstance(l, CBAM) for l in plain.layers)
+    assert not any(isinstance(layer, CBAM) for layer in plain.layers)
     assert _blocks(plain) == _blocks(build_model())
 
 

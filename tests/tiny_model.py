@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from ferkeras.card import write_card
 from ferkeras.labels import CLASS_NAMES
