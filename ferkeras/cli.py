@@ -105,7 +105,7 @@ def train(phase, config_path, preset, sets, restart, **options) -> None:
 @click.option("--model", help="Run folder, model folder or model file (.keras/.tflite/.onnx) [default: the shipped model].")
 @click.option("--data", default="../shared/fer2013", show_default=True, help="Data root (class folders) or fer2013.csv.")
 @click.option("--split", default="val", show_default=True, type=click.Choice(["train", "val", "test"]))
-@click.option("--tta", default="none", show_default=True, type=click.Choice(["none", "flip", "tencrop"]), help="Also report test-time augmentation.")
+@click.option("--tta", multiple=True, type=click.Choice(["flip", "tencrop"]), help="Also report test-time augmentation; repeat for both.")
 @click.option("--output", help="Folder for metrics.json and PNGs [default: MODEL_DIR/eval_SPLIT].")
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable images and bad CSV rows.")
 @click.option("--update-card", is_flag=True, help="Store the metrics in the model card.")

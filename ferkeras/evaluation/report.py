@@ -46,7 +46,7 @@ def evaluate(
     model: str | Path | None,
     data: str | Path,
     split: str = "val",
-    tta: str = "none",
+    tta: str | tuple[str, ...] = "none",
     output: str | Path | None = None,
     skip_bad: bool = False,
     update_model_card: bool = False,
@@ -54,11 +54,13 @@ def evaluate(
 ) -> dict:
     """Evaluate ``model`` on ``split`` of ``data``; write metrics.json and PNGs; return metrics.
 
-    Metrics without test-time augmentation are always computed; ``tta`` adds
-    the averaged variant.
+    Metrics without test-time augmentation are always computed; each mode in
+    ``tta`` (``flip``, ``tencrop``) adds its averaged variant.
     """
-    if tta not in TTA_MODES:
-        raise FerKerasError(f"--tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+    modes = [tta] if isinstance(tta, str) else list(tta)
+    for mode in modes:
+        if mode not in TTA_MODES:
+            raise FerKerasError(f"--tta must be one of {', '.join(TTA_MODES)}, got {mode!r}")
     predictor = Predictor.load(resolve_model(model))
     faces = load_split(data, split, predictor.face_resize, skip_bad)
     out_dir = Path(output) if output else card_path(predictor.path).parent / f"eval_{split}"
@@ -66,10 +68,11 @@ def evaluate(
     probabilities = predict_with_tta(predictor, faces.images, "none")
     results["none"] = classification_metrics(faces.labels, probabilities, predictor.class_names)
     print(format_report(results["none"], f"{split} (no TTA)"))
-    if tta != "none":
-        tta_probs = predict_with_tta(predictor, faces.images, tta)
-        results[tta] = classification_metrics(faces.labels, tta_probs, predictor.class_names)
-        print(format_report(results[tta], f"{split} (TTA {tta})"))
+    for mode in modes:
+        if mode != "none":
+            tta_probs = predict_with_tta(predictor, faces.images, mode)
+            results[mode] = classification_metrics(faces.labels, tta_probs, predictor.class_names)
+            print(format_report(results[mode], f"{split} (TTA {mode})"))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "metrics.json", results)
