@@ -31,7 +31,7 @@ def _history(phase_dir: Path) -> list[dict]:
 def test_phase1_phase2_evaluate_end_to_end(tiny, tmp_path):
     run = tmp_path / "run"
     runner = CliRunner()
-    common = ["train", "--preset", "smoke", "--data", str(tiny), "--output", str(run), "--set", "phase1.epochs=2"]
+    common = ["train", "--preset", "smoke", "--data", str(tiny), "--output", str(run), "--set", "phase1.epochs=2", "--crop", "28"]
     result = runner.invoke(main, common + ["--phase", "1"])
     assert result.exit_code == 0, result.output
     phase1 = _history(run / "phase1")
@@ -39,7 +39,8 @@ def test_phase1_phase2_evaluate_end_to_end(tiny, tmp_path):
     assert {"loss", "val_loss", "val_accuracy", "val_macro_f1", "learning_rate"} <= set(phase1[0])
     card = json.loads((run / "model_card.json").read_text())
     assert card["training"]["phases"]["phase1"]["epochs_run"] == 2
-    assert card["input"] == {**card["input"], "size": 32, "channels": 1}
+    assert card["input"] == {**card["input"], "size": 28, "channels": 1}
+    assert card["preprocessing"]["face_resize"] == 32 and card["preprocessing"]["center_crop"] == 28
     assert card["data"]["counts"]["train"]["happy"] == 16
 
     result = runner.invoke(main, common + ["--phase", "2"])
@@ -52,10 +53,10 @@ def test_phase1_phase2_evaluate_end_to_end(tiny, tmp_path):
     for name in ("config.yaml", "model.keras", "phase2/best.keras", "phase2/history.csv"):
         assert (run / name).exists(), name
 
-    result = runner.invoke(main, ["evaluate", "--model", str(run), "--data", str(tiny), "--tta", "flip", "--update-card"])
+    result = runner.invoke(main, ["evaluate", "--model", str(run), "--data", str(tiny), "--tta", "flip", "--tta", "tencrop", "--update-card"])
     assert result.exit_code == 0, result.output
     metrics = json.loads((run / "eval_val" / "metrics.json").read_text())
-    assert set(metrics) >= {"none", "flip"}
+    assert set(metrics) >= {"none", "flip", "tencrop"}
     none = metrics["none"]
     assert none["samples"] == 112
     assert sum(map(sum, none["confusion_matrix"])) == 112
@@ -64,6 +65,7 @@ def test_phase1_phase2_evaluate_end_to_end(tiny, tmp_path):
         assert (run / "eval_val" / png).stat().st_size > 5_000
     card = json.loads((run / "model_card.json").read_text())
     assert card["metrics"]["val"]["none"]["accuracy"] == none["accuracy"]
+    assert card["metrics"]["val"]["tencrop"]["samples"] == 112
 
 
 def test_rerun_of_a_finished_phase_and_changed_settings(tiny, tmp_path):
