@@ -150,22 +150,23 @@ def convert(model, tflite, quantize, onnx, saved_model, data, parity_split, pari
 @click.option("--max-frames", type=int, help="Stop after this many frames.")
 @click.option("--every", default=1, show_default=True, help="Run detection and the model on every N-th frame; carry results between.")
 @click.option("--smoothing", default="ema", show_default=True, type=click.Choice(["ema", "mean", "none"]))
-@click.option("--alpha", default=0.3, show_default=True, help="EMA weight of the newest frame.")
-@click.option("--window", default=8, show_default=True, help="Frames in the moving average (--smoothing mean).")
+@click.option("--alpha", default=0.2, show_default=True, help="EMA weight of the newest frame.")
+@click.option("--window", default=10, show_default=True, help="Frames in the moving average (--smoothing mean).")
 @click.option("--threshold", default=0.4, show_default=True, help="Below this smoothed confidence the label is 'uncertain'.")
+@click.option("--hysteresis", default=0.15, show_default=True, help="A label changes only when another class leads it by this much.")
 @click.option("--min-face", default=0, show_default=True, help="Ignore faces smaller than this many pixels.")
 @click.option("--padding", default=0.1, show_default=True, help="Enlarge face boxes by this fraction before cropping.")
 @click.option("--threads", default=1, show_default=True, help="Threads for the emotion model.")
 @friendly_errors
 def cam(source, model, detector, display, output, csv_path, jsonl, max_frames, every, smoothing, alpha, window,
-        threshold, min_face, padding, threads) -> None:
+        threshold, hysteresis, min_face, padding, threads) -> None:
     """Live emotion recognition on a webcam, video, images or stream."""
     from ferkeras.inference.recognizer import Recognizer
     from ferkeras.inference.runner import FrameSource, run
 
     frames = FrameSource(source)  # a bad source fails before the model loads
     recognizer = Recognizer.load(model, detector=detector, min_face=min_face, threads=threads, smoothing=smoothing,
-                                 alpha=alpha, window=window, threshold=threshold, padding=padding)
+                                 alpha=alpha, window=window, threshold=threshold, hysteresis=hysteresis, padding=padding)
     if display is None:
         display = str(source).isdigit()
     click.echo(f"model: {recognizer.predictor.path} ({recognizer.predictor.format}), detector: {detector}", err=True)

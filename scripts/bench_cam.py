@@ -31,7 +31,7 @@ from ferkeras.inference.faces import HaarDetector, make_detector
 from ferkeras.inference.predictor import Predictor
 from ferkeras.inference.recognizer import Recognizer
 from ferkeras.inference.runner import run
-from ferkeras.inference.smoothing import Smoother
+from ferkeras.inference.smoothing import Smoother, Track
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,8 +87,8 @@ def label_changes(frames: list[np.ndarray], recognizer: Recognizer, fps: float) 
     return changes / (face_frames / fps), raw_by_track
 
 
-def follow_lag(raw_by_track: dict, smoothing: tuple, threshold: float, class_names) -> float | None:
-    """Frames until the smoothed label shows the second face's label, averaged over track pairs."""
+def follow_lag(raw_by_track: dict, smoothing: tuple, threshold: float, hysteresis: float) -> float | None:
+    """Frames until the shown label is the second face's label, averaged over track pairs."""
     long = {t: np.array(v) for t, v in raw_by_track.items() if len(v) >= 20}
     majority = {t: Counter(v.argmax(1)).most_common(1)[0][0] for t, v in long.items()}
     lags = []
@@ -96,12 +96,12 @@ def follow_lag(raw_by_track: dict, smoothing: tuple, threshold: float, class_nam
         for b in long:
             if majority[a] == majority[b]:
                 continue
-            smoother = Smoother(*smoothing)
+            track = Track(0, None, Smoother(*smoothing))
             for p in long[a][:30]:
-                smoother.update(p)
+                track.choose_label(track.smoother.update(p), threshold, hysteresis)
             for i, p in enumerate(long[b][:30]):
-                s = smoother.update(p)
-                if s.argmax() == majority[b] and s.max() >= threshold:
+                s = track.smoother.update(p)
+                if track.choose_label(s, threshold, hysteresis) == majority[b]:
                     lags.append(i + 1)
                     break
     return float(np.mean(lags)) if lags else None
@@ -136,8 +136,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(REPO / "saved_models/fer2013_resnet18_cbam/model_int8.tflite"))
     parser.add_argument("--clip", default=str(REPO / "samples/stage_and_audience.mp4"))
-    parser.add_argument("--alpha", type=float, default=0.3)
-    parser.add_argument("--window", type=int, default=8)
+    parser.add_argument("--alpha", type=float, default=0.2)
+    parser.add_argument("--window", type=int, default=10)
+    parser.add_argument("--hysteresis", type=float, default=0.15)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["fps", "memory"], help="Sections to leave out.")
     parser.add_argument("--memory-frames", type=int, default=10_000)
     parser.add_argument("--json", help="Write all results here.")
     args = parser.parse_args()
@@ -151,7 +153,7 @@ def main() -> None:
         tmp = Path(tmp)
         one = [letterbox(f) for f in frames[82:121]] * 8  # single performer, frontal
         many = [letterbox(f) for f in frames[200:275]] * 4  # audience, several faces
-        clips = {"one_face": write_clip(tmp / "one.mp4", one), "several_faces": write_clip(tmp / "many.mp4", many)}
+        clips = {} if "fps" in args.skip else {"one_face": write_clip(tmp / "one.mp4", one), "several_faces": write_clip(tmp / "many.mp4", many)}
         results["fps"] = {}
         for name, clip in clips.items():
             ours = Recognizer(predictor, make_detector("blazeface"))
@@ -161,14 +163,20 @@ def main() -> None:
             results["fps"][name] = row
             print(name, json.dumps(row), flush=True)
 
-    settings = {"none": ("none", 1.0, 1), f"ema alpha={args.alpha}": ("ema", args.alpha, 1), f"mean N={args.window}": ("mean", 1.0, args.window)}
+    settings = {
+        "none": ("none", 1.0, 1, 0.0),
+        f"ema alpha={args.alpha}": ("ema", args.alpha, 1, 0.0),
+        f"mean N={args.window}": ("mean", 1.0, args.window, 0.0),
+        f"ema alpha={args.alpha} + hysteresis {args.hysteresis}": ("ema", args.alpha, 1, args.hysteresis),
+        f"mean N={args.window} + hysteresis {args.hysteresis}": ("mean", 1.0, args.window, args.hysteresis),
+    }
     results["stability"] = {}
     raw_tracks = None
-    for name, (method, alpha, window) in settings.items():
-        rec = Recognizer(predictor, make_detector("blazeface"), smoothing=method, alpha=alpha, window=window)
+    for name, (method, alpha, window, hysteresis) in settings.items():
+        rec = Recognizer(predictor, make_detector("blazeface"), smoothing=method, alpha=alpha, window=window, hysteresis=hysteresis)
         rate, tracks = label_changes(frames, rec, source_fps)
         raw_tracks = raw_tracks or tracks
-        lag = follow_lag(raw_tracks, (method, alpha, window), rec.threshold, rec.class_names)
+        lag = follow_lag(raw_tracks, (method, alpha, window), rec.threshold, hysteresis)
         results["stability"][name] = {
             "label_changes_per_s": round(rate, 3),
             "follow_lag_frames": None if lag is None else round(lag, 2),
@@ -181,6 +189,8 @@ def main() -> None:
 
     rec = Recognizer(predictor, make_detector("blazeface"))
     memory = []
+    if "memory" in args.skip:
+        args.memory_frames = 0
     source = LoopingSource([letterbox(f) for f in frames], args.memory_frames)
     with tempfile.TemporaryDirectory() as tmp:
         chunk = 1000

@@ -131,3 +131,22 @@ def test_edge_path_never_imports_tensorflow(exported_model, sample_clip, tmp_pat
     assert out.returncode == 0, out.stderr[-2000:]
     assert "LOADED []" in out.stdout
     assert (tmp_path / "edge.csv").read_text().count("\n") >= 21
+
+
+def test_label_hysteresis():
+    from ferkeras.inference.smoothing import Track
+
+    track = Track(1, Box(0, 0, 1, 1), Smoother("none"))
+    happy, sad = 3, 5
+
+    def p(h, s):
+        v = np.full(7, (1 - h - s) / 5)
+        v[happy], v[sad] = h, s
+        return v
+
+    assert track.choose_label(p(0.3, 0.2), 0.4, 0.15) is None  # not confident yet
+    assert track.choose_label(p(0.5, 0.2), 0.4, 0.15) == happy
+    assert track.choose_label(p(0.36, 0.3), 0.4, 0.15) == happy  # dips, but within the hysteresis
+    assert track.choose_label(p(0.40, 0.50), 0.4, 0.15) == happy  # sad leads by only 0.10
+    assert track.choose_label(p(0.30, 0.50), 0.4, 0.15) == sad  # leads by 0.20
+    assert track.choose_label(p(0.20, 0.22), 0.4, 0.15) is None  # sad fell below 0.25

@@ -54,17 +54,21 @@ class Recognizer:
         predictor: the emotion model (any format).
         detector: an object with ``detect(frame) -> list[Box]``.
         smoothing: ``ema`` (``alpha``), ``mean`` (``window`` frames) or ``none``.
-        threshold: below this smoothed top probability the label is "uncertain".
+        threshold: a class is shown once its smoothed probability reaches this;
+            below it (minus ``hysteresis`` for a class already shown) the label
+            is "uncertain".
+        hysteresis: a tracked face's label changes only when another class
+            leads the shown one by this much, which stops labels flickering.
         padding: face boxes are enlarged by this fraction of their side before
             cropping (FER2013 faces include some forehead and chin).
     """
 
-    def __init__(self, predictor: Predictor, detector, smoothing: str = "ema", alpha: float = 0.3, window: int = 8,
-                 threshold: float = 0.4, padding: float = 0.1, max_missed: int = 5):
+    def __init__(self, predictor: Predictor, detector, smoothing: str = "ema", alpha: float = 0.2, window: int = 10,
+                 threshold: float = 0.4, padding: float = 0.1, max_missed: int = 5, hysteresis: float = 0.15):
         Smoother(smoothing, alpha, window)  # validate the options now, not on the first face
         self.predictor, self.detector = predictor, detector
         self.class_names = predictor.class_names
-        self.threshold, self.padding = threshold, padding
+        self.threshold, self.padding, self.hysteresis = threshold, padding, hysteresis
         self._smoothing = (smoothing, alpha, window)
         self._max_missed = max_missed
         self.tracker = IoUTracker(lambda: Smoother(*self._smoothing), max_missed=max_missed)
@@ -87,11 +91,14 @@ class Recognizer:
         self.timings["classify"] += time.perf_counter() - start
         return probabilities
 
-    def _result(self, track_id, box, smoothed, raw) -> FaceResult:
-        top = int(np.argmax(smoothed))
-        confidence = float(smoothed[top])
-        label = self.class_names[top] if confidence >= self.threshold else UNCERTAIN
-        return FaceResult(track_id, box, smoothed, raw, label, confidence)
+    def _result(self, track_id, box, smoothed, raw, shown: int | None) -> FaceResult:
+        if shown is None:
+            return FaceResult(track_id, box, smoothed, raw, UNCERTAIN, float(smoothed.max()))
+        return FaceResult(track_id, box, smoothed, raw, self.class_names[shown], float(smoothed[shown]))
+
+    def _still(self, box, p) -> FaceResult:
+        top = int(np.argmax(p))
+        return self._result(None, box, p, p, top if p[top] >= self.threshold else None)
 
     def process(self, frame: np.ndarray) -> list[FaceResult]:
         """Faces in one video frame, tracked and smoothed across calls."""
@@ -100,10 +107,11 @@ class Recognizer:
         self.timings["detect"] += time.perf_counter() - start
         raw = self._classify(to_gray(frame), boxes)
         start = time.perf_counter()
-        results = [
-            self._result(track.track_id, box, track.smoother.update(p), p)
-            for track, box, p in zip(self.tracker.assign(boxes), boxes, raw)
-        ]
+        results = []
+        for track, box, p in zip(self.tracker.assign(boxes), boxes, raw):
+            smoothed = track.smoother.update(p)
+            shown = track.choose_label(smoothed, self.threshold, self.hysteresis)
+            results.append(self._result(track.track_id, box, smoothed, p, shown))
         self.timings["smooth"] += time.perf_counter() - start
         return results
 
@@ -121,4 +129,4 @@ class Recognizer:
         height, width = image.shape[:2]
         boxes = self.detector.detect(image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)) if detect else [Box(0, 0, width, height)]
         raw = self._classify(to_gray(image), boxes) if detect else self.predictor.predict([to_gray(image)])
-        return [self._result(None, box, p, p) for box, p in zip(boxes, raw)]
+        return [self._still(box, p) for box, p in zip(boxes, raw)]

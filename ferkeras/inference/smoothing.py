@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,7 +19,7 @@ class Smoother:
     with the first vector it sees.
     """
 
-    def __init__(self, method: str = "ema", alpha: float = 0.3, window: int = 8):
+    def __init__(self, method: str = "ema", alpha: float = 0.2, window: int = 10):
         if method not in ("ema", "mean", "none"):
             raise FerKerasError(f"unknown smoothing {method!r}; choose ema, mean or none")
         if not 0 < alpha <= 1 or window < 1:
@@ -48,7 +48,23 @@ class Track:
     box: Box
     smoother: Smoother
     missed: int = 0
-    probabilities: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    shown: int | None = None  # class index on display; None = "uncertain"
+
+    def choose_label(self, smoothed: np.ndarray, threshold: float, hysteresis: float) -> int | None:
+        """The class to show, or None for "uncertain", with hysteresis both ways.
+
+        A shown class stays until its smoothed probability drops below
+        ``threshold - hysteresis`` or another class leads it by ``hysteresis``;
+        a class is shown once its smoothed probability reaches ``threshold``.
+        """
+        leader = int(np.argmax(smoothed))
+        if self.shown is not None and smoothed[leader] - smoothed[self.shown] >= hysteresis:
+            self.shown = leader
+        if self.shown is not None and smoothed[self.shown] < threshold - hysteresis:
+            self.shown = None
+        if self.shown is None and smoothed[leader] >= threshold:
+            self.shown = leader
+        return self.shown
 
 
 class IoUTracker:
