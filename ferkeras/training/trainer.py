@@ -213,8 +213,7 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
             train_ds, validation_data=val_ds, epochs=settings.epochs, initial_epoch=state["epoch"],
             callbacks=callbacks, verbose=verbose, shuffle=False,  # the dataset shuffles itself
         )
-    state["finished"] = True
-    atomic_write_json(phase_dir / "state.json", state)
+    atomic_write_json(phase_dir / "state.json", state)  # an epochs=0 phase has none yet
     best = keras.models.load_model(phase_dir / "best.keras", compile=False)
     save_model_atomic(float32_copy(best, config), run_dir / "model.keras")
     write_card(run_dir / "model.keras", build_card(config, splits, run_dir, best))
@@ -222,6 +221,9 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
 
     history = [row for p in PHASES for row in (load_state(run_dir / p) or {}).get("history", [])]
     plot_training_curves(history, run_dir / "training_curves.png")
+    # Marked finished only now: a crash above is repaired by rerunning the command.
+    state["finished"] = True
+    atomic_write_json(phase_dir / "state.json", state)
     print(f"[{phase}] done: {run_dir / 'model.keras'}", flush=True)
 
 
