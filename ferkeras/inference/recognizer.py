@@ -17,7 +17,7 @@ import numpy as np
 
 from ferkeras.errors import FerKerasError
 from ferkeras.inference.faces import Box, crop_face, make_detector
-from ferkeras.inference.predictor import Predictor, default_model_dir, resolve_model_file
+from ferkeras.inference.predictor import Predictor, resolve_model
 from ferkeras.inference.preprocess import to_gray
 from ferkeras.inference.smoothing import IoUTracker, Smoother
 
@@ -35,7 +35,7 @@ class FaceResult:
     probabilities: np.ndarray  # smoothed (equal to raw for still images)
     raw_probabilities: np.ndarray
     label: str  # a class name, or "uncertain" below the confidence threshold
-    confidence: float  # the smoothed top probability
+    confidence: float  # smoothed probability of the shown class (of the leader when uncertain)
 
     def to_dict(self, class_names) -> dict:
         return {
@@ -78,7 +78,7 @@ class Recognizer:
     def load(cls, model: str | Path | None = None, detector: str = "blazeface", min_face: int = 0,
              threads: int | None = 1, **options) -> "Recognizer":
         """Load a model (default: the shipped one, fastest format first) and a detector."""
-        path = resolve_model_file(model or default_model_dir(), prefer=LIVE_PREFERENCE)
+        path = resolve_model(model, prefer=LIVE_PREFERENCE)
         return cls(Predictor.load(path, threads=threads), make_detector(detector, min_size=min_face), **options)
 
     def reset(self) -> None:
