@@ -68,3 +68,9 @@ def ten_crops(images: np.ndarray, crop: int) -> list[np.ndarray]:
     crops = [images[:, y : y + crop, x : x + crop] for y, x in corners]
     crops.append(center_crop(images, crop))
     return crops + [np.ascontiguousarray(c[:, :, ::-1]) for c in crops]
+
+
+def to_model_input(images: np.ndarray, channels: int, crop: int = 0) -> np.ndarray:
+    """uint8 (N, H, W) faces -> float32 (N, S, S, channels) in 0..255, centre-cropped."""
+    images = center_crop(np.asarray(images), crop).astype(np.float32)[..., None]
+    return np.repeat(images, channels, axis=-1) if channels > 1 else images

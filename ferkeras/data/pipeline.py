@@ -14,15 +14,9 @@ import numpy as np
 import tensorflow as tf
 
 from ferkeras.config import AugmentConfig
-from ferkeras.data.augment import build_train_transform, center_crop
+from ferkeras.data.augment import build_train_transform, to_model_input
 from ferkeras.data.sources import Split
 from ferkeras.labels import NUM_CLASSES
-
-
-def to_model_input(images: np.ndarray, channels: int, crop: int = 0) -> np.ndarray:
-    """uint8 (N, H, W) faces -> float32 (N, S, S, channels) in 0..255, centre-cropped."""
-    images = center_crop(np.asarray(images), crop).astype(np.float32)[..., None]
-    return np.repeat(images, channels, axis=-1) if channels > 1 else images
 
 
 class BatchAugmenter:

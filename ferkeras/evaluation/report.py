@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ferkeras.card import card_path, update_card
-from ferkeras.data.augment import ten_crops
+from ferkeras.data.augment import center_crop, ten_crops, to_model_input
 from ferkeras.data.sources import load_split
 from ferkeras.errors import FerKerasError
 from ferkeras.evaluation.metrics import classification_metrics, format_report
@@ -18,7 +18,7 @@ from ferkeras.io import atomic_write_json
 TTA_MODES = ("none", "flip", "tencrop")
 
 
-def predict_with_tta(predictor: Predictor, faces: np.ndarray, mode: str, batch_size: int = 256) -> np.ndarray:
+def predict_with_tta(predictor: Predictor, faces: np.ndarray, mode: str) -> np.ndarray:
     """Probabilities for (N, S, S) faces at the card's face size, averaged over views.
 
     ``flip`` averages the face and its mirror image; ``tencrop`` averages the four
@@ -29,16 +29,9 @@ def predict_with_tta(predictor: Predictor, faces: np.ndarray, mode: str, batch_s
             raise FerKerasError("--tta tencrop needs a model trained with random crops (card center_crop > 0)")
         views = ten_crops(faces, predictor.crop)
     else:
-        centre = predictor.prepare(faces)[..., 0].astype(np.uint8)
-        views = [centre] + ([np.ascontiguousarray(centre[:, :, ::-1])] if mode == "flip" else [])
-    total = 0.0
-    for view in views:
-        x = view.astype(np.float32)[..., None]
-        if predictor.channels > 1:
-            x = np.repeat(x, predictor.channels, axis=-1)
-        total = total + np.concatenate(
-            [predictor.predict_prepared(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-        )
+        centre = center_crop(faces, predictor.crop)
+        views = [centre] + ([centre[:, :, ::-1]] if mode == "flip" else [])
+    total = sum(predictor.predict_prepared(to_model_input(view, predictor.channels)) for view in views)
     return total / len(views)
 
 

@@ -11,11 +11,11 @@ from ferkeras.data.sources import Split
 from ferkeras.inference.predictor import Predictor
 
 
-def parity(reference: Predictor, exported: Predictor, faces: Split, batch_size: int = 256) -> dict:
+def parity(reference: Predictor, exported: Predictor, faces: Split) -> dict:
     """Top-1 agreement, accuracies and probability difference on ``faces``."""
     x = reference.prepare(faces.images)
-    p_ref = np.concatenate([reference.predict_prepared(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-    p_exp = np.concatenate([exported.predict_prepared(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    p_ref = reference.predict_prepared(x)
+    p_exp = exported.predict_prepared(x)
     acc_ref = float((p_ref.argmax(1) == faces.labels).mean())
     acc_exp = float((p_exp.argmax(1) == faces.labels).mean())
     return {

@@ -35,6 +35,7 @@ def resolve_model_file(path: str | Path, prefer: tuple[str, ...] = FOLDER_PREFER
         raise FerKerasError(f"unsupported model file {path}: expected .keras, .tflite or .onnx")
     return path
 
+
 #: The shipped model, relative to a source checkout.
 SHIPPED_MODEL = Path("saved_models") / "fer2013_resnet18_cbam"
 
@@ -78,7 +79,7 @@ class _KerasBackend:
             raise FerKerasError(f"cannot load Keras model {path}: {str(exc).splitlines()[0]}") from None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict_on_batch(x), np.float32) if len(x) else np.zeros((0, 7), np.float32)
+        return np.asarray(self.model.predict_on_batch(x), np.float32)
 
 
 class _LiteRTBackend:
@@ -107,8 +108,6 @@ class _LiteRTBackend:
             self._batch = batch
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        if not len(x):
-            return np.zeros((0, 7), np.float32)
         self._resize(len(x))
         dtype = self.input["dtype"]
         if dtype in (np.int8, np.uint8):
@@ -141,8 +140,6 @@ class _OnnxBackend:
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        if not len(x):
-            return np.zeros((0, 7), np.float32)
         return np.asarray(self.session.run(None, {self.input_name: x.astype(np.float32)})[0], np.float32)
 
 
@@ -155,8 +152,6 @@ class _SavedModelBackend:
         self.serve = tf.saved_model.load(str(path)).signatures["serve"]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        if not len(x):
-            return np.zeros((0, 7), np.float32)
         outputs = self.serve(self.tf.constant(x))
         return np.asarray(next(iter(outputs.values())), np.float32)
 
@@ -202,9 +197,14 @@ class Predictor:
         """Face crops -> the float32 model input batch."""
         return prepare_faces(faces, self.face_resize, self.crop, self.channels)
 
-    def predict_prepared(self, x: np.ndarray) -> np.ndarray:
-        """Run a prepared float32 (N, S, S, C) batch."""
-        return self._backend(np.ascontiguousarray(x, np.float32))
+    def predict_prepared(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Run a prepared float32 (N, S, S, C) input, ``batch_size`` faces per call."""
+        x = np.ascontiguousarray(x, np.float32)
+        if not len(x):
+            return np.zeros((0, len(self.class_names)), np.float32)
+        if len(x) <= batch_size:
+            return self._backend(x)
+        return np.concatenate([self._backend(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
     def predict(self, faces, batch_size: int = 256) -> np.ndarray:
         """(N, 7) probabilities for ``faces`` (gray/BGR crops of any size)."""

@@ -24,6 +24,7 @@ from ferkeras.inference.recognizer import FaceResult, Recognizer
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 READ_RETRIES = 5
+FACE_COLUMNS = ["face_id", "x", "y", "w", "h", "label", "confidence"]
 WINDOW_HINT = (
     "no window available (this OpenCV is the headless build); continuing without display. "
     "For a window: pip uninstall opencv-python-headless && pip install 'opencv-python>=4.9,<5'"
@@ -115,7 +116,7 @@ class _Outputs:
         if csv_path:
             self.csv_file = self._open(csv_path)
             self.csv = csv.writer(self.csv_file)
-            self.csv.writerow(["frame", "timestamp_ms", "face_id", "x", "y", "w", "h", "label", "confidence"] + [f"p_{c}" for c in class_names])
+            self.csv.writerow(["frame", "timestamp_ms", *FACE_COLUMNS] + [f"p_{c}" for c in class_names])
         if jsonl:
             self.jsonl = self._open(jsonl)
 
@@ -135,7 +136,7 @@ class _Outputs:
                 self.csv.writerow([index, f"{timestamp:.1f}", face.track_id, b.x, b.y, b.w, b.h, face.label, f"{face.confidence:.4f}"]
                                   + [f"{p:.4f}" for p in face.probabilities])
             if not faces:
-                self.csv.writerow([index, f"{timestamp:.1f}"] + [""] * (7 + len(self.class_names)))
+                self.csv.writerow([index, f"{timestamp:.1f}"] + [""] * (len(FACE_COLUMNS) + len(self.class_names)))
         if self.jsonl:
             record = {"frame": index, "timestamp_ms": round(timestamp, 1), "faces": [f.to_dict(self.class_names) for f in faces]}
             self.jsonl.write(json.dumps(record) + "\n")
