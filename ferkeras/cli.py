@@ -157,16 +157,18 @@ def convert(model, tflite, quantize, onnx, saved_model, data, parity_split, pari
 @click.option("--min-face", default=0, show_default=True, help="Ignore faces smaller than this many pixels.")
 @click.option("--padding", default=0.1, show_default=True, help="Enlarge face boxes by this fraction before cropping.")
 @click.option("--threads", default=1, show_default=True, help="Threads for the emotion model.")
+@click.option("--flip/--no-flip", default=False, show_default=True,
+              help="Average each face with its mirror image: more accurate, twice the emotion-model time.")
 @friendly_errors
 def cam(source, model, detector, display, output, csv_path, jsonl, max_frames, every, smoothing, alpha, window,
-        threshold, hysteresis, min_face, padding, threads) -> None:
+        threshold, hysteresis, min_face, padding, threads, flip) -> None:
     """Live emotion recognition on a webcam, video, images or stream."""
     from ferkeras.inference.recognizer import Recognizer
     from ferkeras.inference.runner import FrameSource, run
 
     frames = FrameSource(source)  # a bad source fails before the model loads
     recognizer = Recognizer.load(model, detector=detector, min_face=min_face, threads=threads, smoothing=smoothing,
-                                 alpha=alpha, window=window, threshold=threshold, hysteresis=hysteresis, padding=padding)
+                                 alpha=alpha, window=window, threshold=threshold, hysteresis=hysteresis, padding=padding, flip=flip)
     if display is None:
         display = str(source).isdigit()
     click.echo(f"model: {recognizer.predictor.path} ({recognizer.predictor.format}), detector: {detector}", err=True)

@@ -37,8 +37,13 @@ def test_every_format_agrees_with_keras(exported_model):
 
 def test_predictor_same_interface_for_all_formats(exported_model):
     faces = load_split(exported_model / "data", "val", 32).images[:20]
-    reference = Predictor.load(exported_model / "model.keras").predict(faces)
+    keras_predictor = Predictor.load(exported_model / "model.keras")
+    reference = keras_predictor.predict(faces)
     assert reference.shape == (20, 7)
+    # flip averaging = the mean over the face and its mirror image, in one call
+    mirrored = keras_predictor.predict(np.ascontiguousarray(faces[:, :, ::-1]))
+    assert np.abs(mirrored - reference).max() > 1e-3  # the mirror image really is another input
+    np.testing.assert_allclose(keras_predictor.predict(faces, flip=True), (reference + mirrored) / 2, atol=1e-5)
     np.testing.assert_allclose(reference.sum(axis=1), 1, rtol=1e-4)
     for name, atol in (("model.tflite", 1e-4), ("model_float16.tflite", 2e-2), ("model.onnx", 1e-4), ("model_int8.tflite", 0.1)):
         predictor = Predictor.load(exported_model / name)

@@ -28,11 +28,9 @@ def predict_with_tta(predictor: Predictor, faces: np.ndarray, mode: str) -> np.n
         if not predictor.crop:
             raise FerKerasError("--tta tencrop needs a model trained with random crops (card center_crop > 0)")
         views = ten_crops(faces, predictor.crop)
-    else:
-        centre = center_crop(faces, predictor.crop)
-        views = [centre] + ([centre[:, :, ::-1]] if mode == "flip" else [])
-    total = sum(predictor.predict_prepared(to_model_input(view, predictor.channels)) for view in views)
-    return total / len(views)
+        return sum(predictor.predict_prepared(to_model_input(view, predictor.channels)) for view in views) / len(views)
+    centre = to_model_input(center_crop(faces, predictor.crop), predictor.channels)
+    return predictor.predict_prepared(centre, flip=mode == "flip")
 
 
 def evaluate(

@@ -197,17 +197,25 @@ class Predictor:
         """Face crops -> the float32 model input batch."""
         return prepare_faces(faces, self.face_resize, self.crop, self.channels)
 
-    def predict_prepared(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Run a prepared float32 (N, S, S, C) input, ``batch_size`` faces per call."""
+    def predict_prepared(self, x: np.ndarray, batch_size: int = 256, flip: bool = False) -> np.ndarray:
+        """Run a prepared float32 (N, S, S, C) input, ``batch_size`` faces per call.
+
+        ``flip`` averages each face with its mirror image (the model was trained
+        with flips): ~0.7 pp more accuracy on FER2013 val for twice the model time.
+        """
         x = np.ascontiguousarray(x, np.float32)
         if not len(x):
             return np.zeros((0, len(self.class_names)), np.float32)
+        if flip:
+            # One call on the stacked batch: a small batch costs less than two calls.
+            both = self.predict_prepared(np.concatenate([x, x[:, :, ::-1]]), batch_size)
+            return (both[: len(x)] + both[len(x) :]) / 2
         if len(x) <= batch_size:
             return self._backend(x)
         return np.concatenate([self._backend(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
-    def predict(self, faces, batch_size: int = 256) -> np.ndarray:
-        """(N, 7) probabilities for ``faces`` (gray/BGR crops of any size)."""
+    def predict(self, faces, batch_size: int = 256, flip: bool = False) -> np.ndarray:
+        """(N, 7) probabilities for ``faces`` (gray/BGR crops of any size); ``flip``: see :meth:`predict_prepared`."""
         faces = list(faces) if not isinstance(faces, np.ndarray) or faces.ndim > 2 else [faces]
-        chunks = [self.predict_prepared(self.prepare(faces[i : i + batch_size])) for i in range(0, len(faces), batch_size)]
+        chunks = [self.predict_prepared(self.prepare(faces[i : i + batch_size]), flip=flip) for i in range(0, len(faces), batch_size)]
         return np.concatenate(chunks) if chunks else np.zeros((0, len(self.class_names)), np.float32)
