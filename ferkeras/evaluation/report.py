@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ferkeras.card import card_path, update_card
-from ferkeras.data.augment import center_crop, ten_crops, to_model_input
+from ferkeras.data.augment import ten_crops, to_model_input
 from ferkeras.data.sources import load_split
 from ferkeras.errors import FerKerasError
 from ferkeras.evaluation.metrics import classification_metrics, format_report
@@ -29,7 +29,7 @@ def predict_with_tta(predictor: Predictor, faces: np.ndarray, mode: str) -> np.n
             raise FerKerasError("--tta tencrop needs a model trained with random crops (card center_crop > 0)")
         views = ten_crops(faces, predictor.crop)
         return sum(predictor.predict_prepared(to_model_input(view, predictor.channels)) for view in views) / len(views)
-    centre = to_model_input(center_crop(faces, predictor.crop), predictor.channels)
+    centre = to_model_input(faces, predictor.channels, predictor.crop)
     return predictor.predict_prepared(centre, flip=mode == "flip")
 
 
