@@ -70,6 +70,9 @@ class PhaseConfig:
     warmup_epochs: float = 1.0
     patience: int = 10  # early stopping on the monitored metric; 0 disables
     freeze_batchnorm: bool = False  # keep BatchNorm layers in inference mode
+    # >0: the phase's model is the mean of the weights after its last N epochs
+    # (stochastic weight averaging), BatchNorm statistics re-estimated on train
+    average_last: int = 0
 
 
 @dataclass
@@ -232,6 +235,13 @@ def validate(config: TrainConfig) -> None:
         choices[f"{phase}.trainable"] = (p.trainable, ("all", "attention_and_head"))
         if p.epochs < 0 or p.learning_rate <= 0:
             raise FerKerasError(f"config: {phase}.epochs must be >= 0 and learning_rate > 0")
+        if not 0 <= p.average_last <= p.epochs:
+            raise FerKerasError(f"config: {phase}.average_last must be between 0 and {phase}.epochs ({p.epochs})")
+        if p.average_last and p.patience:
+            raise FerKerasError(
+                f"config: {phase}.average_last needs {phase}.patience=0 "
+                "(early stopping could end the phase before the epochs it averages)"
+            )
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             raise FerKerasError(

@@ -34,6 +34,8 @@ def test_none_values_and_types():
         ("batch_size=big", "batch_size must be int"),
         ("data.crop=64", "data.crop=64 is larger than data.image_size=48"),
         ("phase1.optimizer=adam", "phase1.optimizer='adam'"),
+        ("phase2.average_last=21", "phase2.average_last must be between 0 and phase2.epochs (20)"),
+        ("phase2.average_last=5", "phase2.average_last needs phase2.patience=0"),
     ],
 )
 def test_bad_values_name_the_key(item, message):

@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 
 from ferkeras.io import atomic_path, atomic_write_json, atomic_write_text
+from ferkeras.training.averaging import snapshot_path
 
 
 def load_state(phase_dir: Path) -> dict | None:
@@ -27,16 +28,21 @@ def save_model_atomic(model: keras.Model, path: Path) -> None:
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """After each epoch: save ``last.keras`` (weights and optimizer), ``best.keras``
-    when the monitored metric improves, then ``state.json`` and ``history.csv``.
+    """After each epoch: save ``last.keras`` (weights and optimizer), the weights
+    snapshot for averaging (from epoch ``snapshot_from`` on), ``best.keras`` when
+    the monitored metric improves, then ``state.json`` and ``history.csv``.
 
     State is written last, so after a kill it never points past a checkpoint on
     disk; on resume the epoch in ``state.json`` is the next epoch to run. Early
     stopping lives here too, so its patience counter survives a restart.
     """
 
-    def __init__(self, phase_dir: Path, monitor: str, patience: int, state: dict, phase: str, epoch_offset: int):
+    def __init__(
+        self, phase_dir: Path, monitor: str, patience: int, state: dict, phase: str, epoch_offset: int,
+        snapshot_from: int | None = None,
+    ):
         super().__init__()
+        self.snapshot_from = snapshot_from  # first epoch (1-based) whose weights are kept for averaging
         self.phase_dir = phase_dir
         self.monitor = monitor
         self.mode = "min" if monitor.endswith("loss") else "max"
@@ -62,6 +68,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         seconds = time.perf_counter() - self._start
         value = logs.get(self.monitor, float("nan"))
         save_model_atomic(self.model, self.phase_dir / "last.keras")
+        if self.snapshot_from is not None and epoch + 1 >= self.snapshot_from:
+            with atomic_path(snapshot_path(self.phase_dir, epoch + 1)) as tmp:
+                self.model.save_weights(tmp)
         if self._improved(value):
             save_model_atomic(self.model, self.phase_dir / "best.keras")
             self.state.update(best=value, best_epoch=epoch + 1, wait=0)

@@ -19,6 +19,7 @@ import os
 import platform
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -29,39 +30,57 @@ import yaml
 from ferkeras import __version__
 from ferkeras.card import write_card
 from ferkeras.config import TrainConfig
+from ferkeras.data.augment import to_model_input
 from ferkeras.data.pipeline import class_weights, make_dataset
 from ferkeras.data.sources import Split, load_dataset
 from ferkeras.errors import FerKerasError
+from ferkeras.evaluation.metrics import classification_metrics
 from ferkeras.io import atomic_write_json
 from ferkeras.labels import CLASS_NAMES
 from ferkeras.models import build_model
+from ferkeras.training.averaging import average_snapshots, recalibrate_batchnorm, snapshot_path
 from ferkeras.training.callbacks import RunCheckpoint, load_state, save_model_atomic
 from ferkeras.training.phases import compile_for_phase
 
 log = logging.getLogger(__name__)
 PHASES = ("phase1", "phase2")
+AVERAGE_MODEL = "average.keras"
 
 
 def _check_config(run_dir: Path, config: TrainConfig) -> None:
     """Refuse to continue a run with settings other than the ones it started with.
 
-    Settings of a phase that has not started yet may still change.
+    Settings of a phase that has not started yet may still change, and so may a
+    started phase's ``average_last`` while none of the epochs it averages has run.
     """
     stored_path = run_dir / "config.yaml"
     if not stored_path.exists():
         return
     stored = yaml.safe_load(stored_path.read_text()) or {}
     current = config.to_dict()
-    started = {p for p in PHASES if (run_dir / p / "state.json").exists()}
-    changed = [
-        key for key in current
-        if key != "output_dir" and stored.get(key) != current[key] and (key not in PHASES or key in started)
-    ]
+    changed = []
+    for key, value in current.items():
+        if key == "output_dir" or stored.get(key) == value:
+            continue
+        state = load_state(run_dir / key) if key in PHASES else None
+        if key in PHASES and state is None:
+            continue
+        if key in PHASES and _only_average_changed(stored[key], value, state["epoch"]):
+            continue
+        changed.append(key)
     if changed:
         raise FerKerasError(
             f"{run_dir} holds a run with other settings ({', '.join(changed)} differ); "
             "rerun with its config.yaml, choose a new --output, or pass --restart"
         )
+
+
+def _only_average_changed(stored: dict, current: dict, epochs_run: int) -> bool:
+    """True when only ``average_last`` differs and no epoch either setting averages has run."""
+    if {**stored, "average_last": current["average_last"]} != current:
+        return False
+    windows = [p["epochs"] - p.get("average_last", 0) for p in (stored, current) if p.get("average_last")]
+    return epochs_run <= min(windows, default=epochs_run)
 
 
 def _strategy(config: TrainConfig):
@@ -115,8 +134,11 @@ def build_card(config: TrainConfig, splits: dict[str, Split], run_dir: Path, mod
         }
         for p, s in states.items() if s
     }
+    for p, s in states.items():
+        if s and s.get("average"):
+            phases[p]["averaged_epochs"] = s["average"]["epochs"]
     last = next(p for p in reversed(PHASES) if states[p])
-    best_row = next(
+    best_row = states[last].get("average") or next(
         (r for r in states[last]["history"] if r["epoch"] == states[last].get("best_epoch")), {}
     )
     return {
@@ -163,6 +185,44 @@ def build_card(config: TrainConfig, splits: dict[str, Split], run_dir: Path, mod
     }
 
 
+def phase_result(phase_dir: Path) -> Path:
+    """The model a phase hands on: its weight average if it made one, else its best epoch."""
+    average = phase_dir / AVERAGE_MODEL
+    return average if average.exists() else phase_dir / "best.keras"
+
+
+def _average_last_epochs(config: TrainConfig, settings, phase_dir: Path, state: dict, splits: dict[str, Split]) -> None:
+    """Write ``average.keras`` (mean of the last epochs' weights) and its val metrics to ``state``."""
+    epochs = range(settings.epochs - settings.average_last + 1, settings.epochs + 1)
+    if state.get("average", {}).get("epochs") == [epochs[0], epochs[-1]] and (phase_dir / AVERAGE_MODEL).exists():
+        return
+    start = time.perf_counter()
+    missing = [str(snapshot_path(phase_dir, e)) for e in epochs if not snapshot_path(phase_dir, e).exists()]
+    if missing:
+        raise FerKerasError(f"cannot average the last {settings.average_last} epochs: {missing[0]} is missing")
+    model = keras.models.load_model(phase_dir / "last.keras", compile=False)
+    average_snapshots(model, [snapshot_path(phase_dir, e) for e in epochs])
+    channels, crop = config.data.channels, config.data.crop
+    recalibrate_batchnorm(model, to_model_input(splits["train"].images, channels, crop))
+    val = splits["val"]
+    probabilities = model.predict(to_model_input(val.images, channels, crop), batch_size=256, verbose=0)
+    metrics = classification_metrics(val.labels, probabilities)
+    state["average"] = {
+        "epochs": [epochs[0], epochs[-1]],
+        "val_accuracy": metrics["accuracy"],
+        "val_macro_f1": metrics["macro_f1"],
+    }
+    state["seconds"] = state.get("seconds", 0.0) + time.perf_counter() - start
+    save_model_atomic(model, phase_dir / AVERAGE_MODEL)
+    best_row = next(r for r in state["history"] if r["epoch"] == state.get("best_epoch"))
+    print(
+        f"[{phase_dir.name}] average of epochs {epochs[0]}..{epochs[-1]}: val accuracy {metrics['accuracy']:.4f}, "
+        f"macro-F1 {metrics['macro_f1']:.4f} (best single epoch {state.get('best_epoch')}: "
+        f"{best_row.get('val_accuracy', float('nan')):.4f}, {best_row.get('val_macro_f1', float('nan')):.4f})",
+        flush=True,
+    )
+
+
 def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str, Split], strategy, verbose) -> None:
     settings = getattr(config, phase)
     phase_dir = run_dir / phase
@@ -183,7 +243,7 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
             if phase == "phase1":
                 model = new_model(config)
             else:
-                source = run_dir / "phase1" / "best.keras"
+                source = phase_result(run_dir / "phase1")
                 if not (load_state(run_dir / "phase1") or {}).get("finished") or not source.exists():
                     raise FerKerasError(f"phase 2 needs a finished phase 1 in {run_dir}; run `ferkeras train --phase 1` first")
                 model = keras.models.load_model(source, compile=False)
@@ -199,7 +259,10 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
         )
         val_ds = make_dataset(val, batch_size=config.batch_size * 2, channels=config.data.channels, crop=config.data.crop)
         callbacks = [
-            RunCheckpoint(phase_dir, config.monitor, settings.patience, state, phase, epoch_offset),
+            RunCheckpoint(
+                phase_dir, config.monitor, settings.patience, state, phase, epoch_offset,
+                snapshot_from=settings.epochs - settings.average_last + 1 if settings.average_last else None,
+            ),
             keras.callbacks.TensorBoard(phase_dir / "tensorboard", write_graph=False),
         ]
         if settings.schedule == "plateau":
@@ -213,10 +276,15 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
             train_ds, validation_data=val_ds, epochs=settings.epochs, initial_epoch=state["epoch"],
             callbacks=callbacks, verbose=verbose, shuffle=False,  # the dataset shuffles itself
         )
+    if settings.average_last and settings.epochs:
+        _average_last_epochs(config, settings, phase_dir, state, splits)
+    else:
+        (phase_dir / AVERAGE_MODEL).unlink(missing_ok=True)  # left by an earlier setting
+        state.pop("average", None)
     atomic_write_json(phase_dir / "state.json", state)  # an epochs=0 phase has none yet
-    best = keras.models.load_model(phase_dir / "best.keras", compile=False)
-    save_model_atomic(float32_copy(best, config), run_dir / "model.keras")
-    write_card(run_dir / "model.keras", build_card(config, splits, run_dir, best))
+    result = keras.models.load_model(phase_result(phase_dir), compile=False)
+    save_model_atomic(float32_copy(result, config), run_dir / "model.keras")
+    write_card(run_dir / "model.keras", build_card(config, splits, run_dir, result))
     from ferkeras.evaluation.plots import plot_training_curves
 
     history = [row for p in PHASES for row in (load_state(run_dir / p) or {}).get("history", [])]

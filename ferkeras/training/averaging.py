@@ -1,0 +1,63 @@
+"""Weight averaging over a phase's last epochs (stochastic weight averaging).
+
+Late in a cosine schedule the weights move around one minimum from epoch to
+epoch; their average sits nearer its centre and generalises better than any one
+epoch (Izmailov et al., 2018, "Averaging Weights Leads to Wider Optima").
+BatchNorm statistics of averaged weights are not the average of the statistics,
+so they are estimated again from the training faces.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+SNAPSHOT_DIR = "snapshots"
+
+
+def snapshot_path(phase_dir: Path, epoch: int) -> Path:
+    """Where the weights after ``epoch`` (1-based, within the phase) are kept."""
+    return phase_dir / SNAPSHOT_DIR / f"epoch_{epoch:03d}.weights.h5"
+
+
+def average_snapshots(model: keras.Model, paths: list[Path]) -> None:
+    """Set ``model``'s weights to the mean of the weight files in ``paths``."""
+    if not paths:
+        raise ValueError("no weight snapshots to average")
+    total: list[np.ndarray] | None = None
+    for path in paths:
+        model.load_weights(path)
+        weights = [w.astype(np.float64) for w in model.get_weights()]
+        total = weights if total is None else [t + w for t, w in zip(total, weights)]
+    model.set_weights([t / len(paths) for t in total])
+
+
+def _batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
+    # _flatten_layers also reaches the BatchNorm inside CBAM's spatial attention
+    return [
+        layer for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+    ]
+
+
+def recalibrate_batchnorm(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> int:
+    """Re-estimate every trainable BatchNorm's moving mean and variance on ``images``.
+
+    The statistics become the plain average over the batches (momentum
+    ``k / (k + 1)`` at batch ``k``), not an exponential average dominated by the
+    last few batches. Frozen BatchNorm layers keep their statistics. Returns the
+    number of layers updated.
+    """
+    layers = _batchnorm_layers(model)
+    momenta = [layer.momentum for layer in layers]
+    try:
+        for step, start in enumerate(range(0, len(images), batch_size)):
+            for layer in layers:
+                layer.momentum = step / (step + 1)
+            model(images[start : start + batch_size], training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    return len(layers)

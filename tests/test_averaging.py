@@ -1,0 +1,96 @@
+"""Weight averaging: the mean of snapshots, BatchNorm re-estimation, and the trainer's use of both."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ferkeras.cli import main
+from ferkeras.training.averaging import average_snapshots, recalibrate_batchnorm
+from synthetic import make_folder_dataset
+
+
+def _small_model() -> keras.Model:
+    inputs = keras.Input((6,))
+    x = keras.layers.Dense(4, name="dense")(inputs)
+    x = keras.layers.BatchNormalization(momentum=0.9, name="bn")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="head")(x))
+
+
+def test_average_snapshots_is_the_mean_of_every_weight(tmp_path):
+    model = _small_model()
+    paths, weights = [], []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        model.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.get_weights()])
+        weights.append(model.get_weights())
+        paths.append(tmp_path / f"s{seed}.weights.h5")
+        model.save_weights(paths[-1])
+    average_snapshots(model, paths)
+    for got, *each in zip(model.get_weights(), *weights):
+        np.testing.assert_allclose(got, np.mean(each, axis=0), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="no weight snapshots"):
+        average_snapshots(model, [])
+
+
+def test_recalibrate_batchnorm_gives_the_plain_average_over_batches():
+    model = _small_model()
+    bn = model.get_layer("bn")
+    data = np.random.default_rng(0).normal(2.0, 3.0, size=(96, 6)).astype("float32")
+    assert recalibrate_batchnorm(model, data, batch_size=32) == 1
+    features = keras.Model(model.input, model.get_layer("dense").output).predict(data, verbose=0)
+    batches = features.reshape(3, 32, 4)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), batches.mean(axis=1).mean(axis=0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), batches.var(axis=1).mean(axis=0), rtol=1e-4, atol=1e-5)
+    assert bn.momentum == 0.9  # restored
+
+
+def test_a_phase_with_average_last_hands_on_the_average(tmp_path):
+    data = make_folder_dataset(tmp_path / "data", per_class=10, size=32)
+    run = tmp_path / "run"
+    runner = CliRunner()
+    common = ["train", "--preset", "smoke", "--data", str(data), "--output", str(run),
+              "--set", "phase1.epochs=3", "--set", "phase1.patience=0", "--set", "phase1.average_last=2"]
+    result = runner.invoke(main, common + ["--phase", "1"])
+    assert result.exit_code == 0, result.output
+    assert "[phase1] average of epochs 2..3: val accuracy" in result.output
+    phase1 = run / "phase1"
+    assert [p.name for p in sorted((phase1 / "snapshots").iterdir())] == ["epoch_002.weights.h5", "epoch_003.weights.h5"]
+    state = json.loads((phase1 / "state.json").read_text())
+    assert state["average"]["epochs"] == [2, 3]
+    card = json.loads((run / "model_card.json").read_text())
+    assert card["training"]["phases"]["phase1"]["averaged_epochs"] == [2, 3]
+    assert card["metrics"]["val_during_training"]["val_accuracy"] == state["average"]["val_accuracy"]
+    average = keras.models.load_model(phase1 / "average.keras", compile=False)
+    for shipped, averaged in zip(keras.models.load_model(run / "model.keras").get_weights(), average.get_weights()):
+        np.testing.assert_array_equal(shipped, averaged)
+
+    # phase 2 starts from the average (with 0 epochs its model is that starting point)
+    result = runner.invoke(main, common + ["--phase", "2", "--set", "phase2.epochs=0"])
+    assert result.exit_code == 0, result.output
+    for started, averaged in zip(keras.models.load_model(run / "phase2" / "best.keras", compile=False).get_weights(), average.get_weights()):
+        np.testing.assert_array_equal(started, averaged)
+
+    changed = runner.invoke(main, common[:-1] + ["phase1.average_last=1", "--phase", "2", "--set", "phase2.epochs=0"])
+    assert changed.exit_code != 0 and "phase1 differ" in changed.output
+
+
+@pytest.mark.parametrize("epochs_run, allowed", [(1, True), (2, False)])
+def test_average_last_may_change_until_an_epoch_it_averages_has_run(tmp_path, epochs_run, allowed):
+    from ferkeras.config import load_config, parse_override
+    from ferkeras.errors import FerKerasError
+    from ferkeras.training.trainer import _check_config
+
+    base = ["phase1.epochs=3", "phase1.patience=0"]
+    stored = load_config(preset="smoke", overrides=[parse_override(item) for item in base])
+    stored.save(tmp_path / "config.yaml")
+    (tmp_path / "phase1").mkdir()
+    (tmp_path / "phase1" / "state.json").write_text(json.dumps({"epoch": epochs_run, "history": []}))
+    current = load_config(preset="smoke", overrides=[parse_override(item) for item in base + ["phase1.average_last=2"]])
+    if allowed:
+        _check_config(tmp_path, current)
+    else:
+        with pytest.raises(FerKerasError, match="phase1 differ"):
+            _check_config(tmp_path, current)
