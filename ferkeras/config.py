@@ -73,6 +73,10 @@ class PhaseConfig:
     # >0: the phase's model is the mean of the weights after its last N epochs
     # (stochastic weight averaging), BatchNorm statistics re-estimated on train
     average_last: int = 0
+    # >0: blend pairs of training faces and their labels, proportion ~ Beta(a, a);
+    # with both set, each batch uses one of the two (ferkeras.data.mixing)
+    mixup: float = 0.0
+    cutmix: float = 0.0
 
 
 @dataclass
@@ -237,6 +241,8 @@ def validate(config: TrainConfig) -> None:
             raise FerKerasError(f"config: {phase}.epochs must be >= 0 and learning_rate > 0")
         if not 0 <= p.average_last <= p.epochs:
             raise FerKerasError(f"config: {phase}.average_last must be between 0 and {phase}.epochs ({p.epochs})")
+        if p.mixup < 0 or p.cutmix < 0:
+            raise FerKerasError(f"config: {phase}.mixup and {phase}.cutmix must be >= 0 (0 = off)")
         if p.average_last and p.patience:
             raise FerKerasError(
                 f"config: {phase}.average_last needs {phase}.patience=0 "

@@ -94,3 +94,21 @@ def test_average_last_may_change_until_an_epoch_it_averages_has_run(tmp_path, ep
     else:
         with pytest.raises(FerKerasError, match="phase1 differ"):
             _check_config(tmp_path, current)
+
+
+def test_a_run_begun_before_newer_config_keys_still_resumes(tmp_path):
+    import yaml
+
+    from ferkeras.config import load_config
+    from ferkeras.training.trainer import _check_config
+
+    config = load_config(preset="smoke")
+    old = config.to_dict()
+    for phase in ("phase1", "phase2"):
+        for key in ("average_last", "mixup", "cutmix"):
+            del old[phase][key]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+    for phase in ("phase1", "phase2"):
+        (tmp_path / phase).mkdir()
+        (tmp_path / phase / "state.json").write_text(json.dumps({"epoch": 1, "history": []}))
+    _check_config(tmp_path, config)

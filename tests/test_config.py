@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from ferkeras.config import TrainConfig, load_config, parse_override
@@ -39,7 +41,7 @@ def test_none_values_and_types():
     ],
 )
 def test_bad_values_name_the_key(item, message):
-    with pytest.raises(FerKerasError, match=message.replace("(", r"\(").replace("[", r"\[")):
+    with pytest.raises(FerKerasError, match=re.escape(message)):
         load_config(overrides=[parse_override(item)])
 
 

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from ferkeras.config import AugmentConfig
 from ferkeras.data.augment import build_train_transform, to_model_input
+from ferkeras.data.mixing import mix_batch
 from ferkeras.data.sources import Split
 from ferkeras.labels import NUM_CLASSES
 
@@ -53,10 +54,14 @@ def make_dataset(
     class_weights: np.ndarray | None = None,
     seed: int = 1337,
     epoch_offset: int = 0,
+    mixup: float = 0.0,
+    cutmix: float = 0.0,
 ) -> tf.data.Dataset:
     """Batches of ``(images float32 0..255, one-hot labels[, sample weights])``.
 
-    Training batches are shuffled and augmented; ``epoch_offset`` moves the
+    Training batches are shuffled and augmented, then blended by ``mixup`` /
+    ``cutmix`` (see :mod:`ferkeras.data.mixing`; labels and weights are blended
+    too); ``epoch_offset`` moves the
     shuffle and augmentation seeds on, so a resumed run does not replay epoch 0.
     Evaluation batches are centre-cropped, in file order, without weights.
     """
@@ -87,7 +92,7 @@ def make_dataset(
         out = tf.cast(out, tf.float32)[..., None]
         if channels > 1:
             out = tf.repeat(out, channels, axis=-1)
-        return out, onehot, weight
+        return mix_batch(out, onehot, weight, batch_seed, mixup, cutmix)
 
     return (
         tf.data.Dataset.zip((ds, seeds))

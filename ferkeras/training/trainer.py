@@ -25,11 +25,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-import yaml
 
 from ferkeras import __version__
 from ferkeras.card import write_card
-from ferkeras.config import TrainConfig
+from ferkeras.config import TrainConfig, load_config
 from ferkeras.data.augment import to_model_input
 from ferkeras.data.pipeline import class_weights, make_dataset
 from ferkeras.data.sources import Split, load_dataset
@@ -56,7 +55,9 @@ def _check_config(run_dir: Path, config: TrainConfig) -> None:
     stored_path = run_dir / "config.yaml"
     if not stored_path.exists():
         return
-    stored = yaml.safe_load(stored_path.read_text()) or {}
+    # Through the loader, so keys added to ferkeras after the run began take
+    # their defaults (which keep the old behaviour) instead of counting as changes.
+    stored = load_config(stored_path).to_dict()
     current = config.to_dict()
     changed = []
     for key, value in current.items():
@@ -79,7 +80,7 @@ def _only_average_changed(stored: dict, current: dict, epochs_run: int) -> bool:
     """True when only ``average_last`` differs and no epoch either setting averages has run."""
     if {**stored, "average_last": current["average_last"]} != current:
         return False
-    windows = [p["epochs"] - p.get("average_last", 0) for p in (stored, current) if p.get("average_last")]
+    windows = [p["epochs"] - p["average_last"] for p in (stored, current) if p["average_last"]]
     return epochs_run <= min(windows, default=epochs_run)
 
 
@@ -255,7 +256,7 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
         train_ds = make_dataset(
             train, batch_size=config.batch_size, channels=config.data.channels, crop=config.data.crop,
             training=True, augment=config.augment, class_weights=weights, seed=config.seed,
-            epoch_offset=state["epoch"] + epoch_offset,
+            epoch_offset=state["epoch"] + epoch_offset, mixup=settings.mixup, cutmix=settings.cutmix,
         )
         val_ds = make_dataset(val, batch_size=config.batch_size * 2, channels=config.data.channels, crop=config.data.crop)
         callbacks = [
