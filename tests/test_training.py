@@ -173,3 +173,22 @@ def test_mirrored_strategy_matches_single_device(tiny, tmp_path):
     change = np.abs(single - init).max()
     assert change > 0.01, "the model did not train"
     assert np.abs(mirrored - single).max() < 0.1 * change
+
+
+def test_plateau_counter_survives_a_resume():
+    import keras
+    import numpy as np
+
+    from ferkeras.training.callbacks import ResumablePlateau
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    # the interrupted run had waited 2 of 3 epochs without improving on 0.5
+    state = {"plateau": {"wait": 2, "best": 0.5, "cooldown": 0}}
+    plateau = ResumablePlateau(state, monitor="val_macro_f1", mode="max", factor=0.5, patience=3)
+    plateau.set_model(model)
+    plateau.on_train_begin()
+    assert (plateau.wait, plateau.best) == (2, 0.5)
+    plateau.on_epoch_end(0, {"val_macro_f1": 0.4})  # third epoch without improvement
+    assert np.isclose(float(model.optimizer.learning_rate.numpy()), 0.05)
+    assert state["plateau"] == {"wait": 0, "best": 0.5, "cooldown": 0}

@@ -88,6 +88,29 @@ class RunCheckpoint(keras.callbacks.Callback):
         write_history_csv(self.phase_dir / "history.csv", self.state["history"])
 
 
+class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
+    """ReduceLROnPlateau whose wait counter, best value and cooldown live in the
+    run's state, so a resumed run keeps counting instead of starting over.
+
+    The reduced learning rate itself is an optimizer variable, saved in ``last.keras``.
+    Put it before :class:`RunCheckpoint`, which writes the state to disk.
+    """
+
+    def __init__(self, state: dict, **kwargs):
+        super().__init__(**kwargs)
+        self.state = state
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        saved = self.state.get("plateau")
+        if saved:
+            self.wait, self.best, self.cooldown_counter = saved["wait"], saved["best"], saved["cooldown"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        self.state["plateau"] = {"wait": self.wait, "best": float(self.best), "cooldown": self.cooldown_counter}
+
+
 def write_history_csv(path: Path, history: list[dict]) -> None:
     """Write per-epoch rows (union of keys as columns) atomically."""
     columns: list[str] = []

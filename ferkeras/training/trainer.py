@@ -38,7 +38,7 @@ from ferkeras.io import atomic_write_json
 from ferkeras.labels import CLASS_NAMES
 from ferkeras.models import build_model
 from ferkeras.training.averaging import average_snapshots, recalibrate_batchnorm, snapshot_path
-from ferkeras.training.callbacks import RunCheckpoint, load_state, save_model_atomic
+from ferkeras.training.callbacks import ResumablePlateau, RunCheckpoint, load_state, save_model_atomic
 from ferkeras.training.phases import compile_for_phase
 
 log = logging.getLogger(__name__)
@@ -267,8 +267,8 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
             keras.callbacks.TensorBoard(phase_dir / "tensorboard", write_graph=False),
         ]
         if settings.schedule == "plateau":
-            callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
-                config.monitor, factor=0.5, patience=max(settings.patience // 3, 2),
+            callbacks.insert(0, ResumablePlateau(
+                state, monitor=config.monitor, factor=0.5, patience=max(settings.patience // 3, 2),
                 mode="min" if config.monitor.endswith("loss") else "max", verbose=1,
             ))
         print(f"[{phase}] epochs {state['epoch'] + 1}..{settings.epochs}, {steps} steps of {config.batch_size}, "
