@@ -65,5 +65,8 @@ def mix_batch(
         mixed, lam = tf.cond(use_cutmix, by_cutmix, by_mixup)
     else:
         mixed, lam = by_cutmix() if cutmix else by_mixup()
-    blend = lambda t: lam * t + (1.0 - lam) * tf.gather(t, partner)  # noqa: E731
+
+    def blend(values):
+        return lam * values + (1.0 - lam) * tf.gather(values, partner)
+
     return mixed, blend(onehot), blend(weights)

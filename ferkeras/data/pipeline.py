@@ -59,10 +59,9 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches of ``(images float32 0..255, one-hot labels[, sample weights])``.
 
-    Training batches are shuffled and augmented, then blended by ``mixup`` /
-    ``cutmix`` (see :mod:`ferkeras.data.mixing`; labels and weights are blended
-    too); ``epoch_offset`` moves the
-    shuffle and augmentation seeds on, so a resumed run does not replay epoch 0.
+    Training batches are shuffled, augmented, then blended by ``mixup`` /
+    ``cutmix`` (:mod:`ferkeras.data.mixing`); ``epoch_offset`` moves the shuffle,
+    augmentation and mixing seeds on, so a resumed run does not replay epoch 0.
     Evaluation batches are centre-cropped, in file order, without weights.
     """
     size = crop or split.images.shape[1]
