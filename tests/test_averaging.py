@@ -35,16 +35,27 @@ def test_average_snapshots_is_the_mean_of_every_weight(tmp_path):
         average_snapshots(model, [])
 
 
-def test_recalibrate_batchnorm_gives_the_plain_average_over_batches():
+def test_recalibrate_batchnorm_gives_the_plain_average_over_shuffled_batches():
     model = _small_model()
     bn = model.get_layer("bn")
     data = np.random.default_rng(0).normal(2.0, 3.0, size=(96, 6)).astype("float32")
-    assert recalibrate_batchnorm(model, data, batch_size=32) == 1
+    assert recalibrate_batchnorm(model, data, batch_size=32, seed=4) == 1
     features = keras.Model(model.input, model.get_layer("dense").output).predict(data, verbose=0)
-    batches = features.reshape(3, 32, 4)
+    order = np.random.default_rng(4).permutation(96)
+    batches = np.stack([features[np.sort(order[i : i + 32])] for i in (0, 32, 64)])
     np.testing.assert_allclose(bn.moving_mean.numpy(), batches.mean(axis=1).mean(axis=0), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(bn.moving_variance.numpy(), batches.var(axis=1).mean(axis=0), rtol=1e-4, atol=1e-5)
     assert bn.momentum == 0.9  # restored
+
+
+def test_recalibration_sees_the_whole_spread_of_class_sorted_data():
+    # two "classes" stored one after the other, as faces load from class folders
+    rng = np.random.default_rng(1)
+    data = np.concatenate([rng.normal(-5, 1, (512, 6)), rng.normal(5, 1, (512, 6))]).astype("float32")
+    inputs = keras.Input((6,))
+    model = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(inputs))
+    recalibrate_batchnorm(model, data, batch_size=64)
+    np.testing.assert_allclose(model.get_layer("bn").moving_variance.numpy(), data.var(axis=0), rtol=0.1)
 
 
 def test_a_phase_with_average_last_hands_on_the_average(tmp_path):

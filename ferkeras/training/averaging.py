@@ -42,21 +42,24 @@ def _batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalizatio
     ]
 
 
-def recalibrate_batchnorm(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> int:
+def recalibrate_batchnorm(model: keras.Model, images: np.ndarray, batch_size: int = 256, seed: int = 0) -> int:
     """Re-estimate every trainable BatchNorm's moving mean and variance on ``images``.
 
-    The statistics become the plain average over the batches (momentum
-    ``k / (k + 1)`` at batch ``k``), not an exponential average dominated by the
-    last few batches. Frozen BatchNorm layers keep their statistics. Returns the
-    number of layers updated.
+    Batches are drawn in a seeded random order, as in training: in file order a
+    batch holds one class, and the mean of within-class variances would
+    understate the variance the layer sees. The statistics become the plain
+    average over the batches (momentum ``k / (k + 1)`` at batch ``k``), not an
+    exponential average dominated by the last few. Frozen BatchNorm layers keep
+    their statistics. Returns the number of layers updated.
     """
     layers = _batchnorm_layers(model)
     momenta = [layer.momentum for layer in layers]
+    order = np.random.default_rng(seed).permutation(len(images))
     try:
         for step, start in enumerate(range(0, len(images), batch_size)):
             for layer in layers:
                 layer.momentum = step / (step + 1)
-            model(images[start : start + batch_size], training=True)
+            model(images[np.sort(order[start : start + batch_size])], training=True)
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum

@@ -1,0 +1,73 @@
+"""Val accuracy and macro-F1 of weight averages, before and after BatchNorm re-estimation.
+
+    # the last 10, 20 and 30 epoch snapshots of a phase run with average_last >= 30
+    python scripts/weight_averages.py --snapshots RUN/phase2 --last 10 --last 20 --last 30
+    # a "soup" of whole models with the same architecture (e.g. two runs from one phase 1)
+    python scripts/weight_averages.py --models RUN_A/phase2/best.keras RUN_B/phase2/best.keras
+
+Each row: the plain mean of the weights (BatchNorm statistics averaged too),
+then the same weights with BatchNorm statistics re-estimated on the training
+faces, as ``ferkeras train`` does for ``average_last``. For choosing what to
+try; the trainer's own numbers are in the run's state.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import keras
+
+import ferkeras  # noqa: F401  (registers the custom layers)
+from ferkeras.card import read_card
+from ferkeras.data.augment import to_model_input
+from ferkeras.data.sources import load_split
+from ferkeras.evaluation.metrics import classification_metrics
+from ferkeras.training.averaging import average_snapshots, recalibrate_batchnorm, snapshot_path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="../shared/fer2013")
+    parser.add_argument("--snapshots", type=Path, help="a phase folder with snapshots/epoch_NNN.weights.h5")
+    parser.add_argument("--last", type=int, action="append", default=[], help="average the last N snapshots")
+    parser.add_argument("--models", type=Path, nargs="+", default=[], help=".keras models to average")
+    parser.add_argument("--run", type=Path, help="the run (or model) folder whose card gives the preprocessing")
+    args = parser.parse_args()
+    if not args.models and not (args.snapshots and args.last):
+        parser.error("give --models, or --snapshots with --last")
+
+    template = args.models[0] if args.models else args.snapshots / "last.keras"
+    card = read_card(args.run or template.parent.parent)  # a phase's files sit in RUN/phaseN/
+    size, crop = card["preprocessing"]["face_resize"], card["preprocessing"]["center_crop"]
+    channels = card["input"]["channels"]
+    train = to_model_input(load_split(args.data, "train", size).images, channels, crop)
+    val = load_split(args.data, "val", size)
+    val_input = to_model_input(val.images, channels, crop)
+    model = keras.models.load_model(template, compile=False)
+
+    def report(name: str) -> None:
+        metrics = classification_metrics(val.labels, model.predict(val_input, batch_size=256, verbose=0))
+        print(f"| {name} | {metrics['accuracy'] * 100:.2f} % | {metrics['macro_f1']:.4f} |", flush=True)
+
+    print("| weights | val accuracy | val macro-F1 |\n|---|---|---|")
+    groups = []
+    if args.snapshots:
+        last_epoch = max(int(p.stem.split("_")[1].split(".")[0]) for p in (args.snapshots / "snapshots").glob("epoch_*.weights.h5"))
+        groups += [(f"last {n} epochs", [snapshot_path(args.snapshots, e) for e in range(last_epoch - n + 1, last_epoch + 1)]) for n in args.last]
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.models:
+            saved = [Path(tmp) / f"model_{i}.weights.h5" for i in range(len(args.models))]
+            for path, weights_file in zip(args.models, saved):
+                keras.models.load_model(path, compile=False).save_weights(weights_file)
+            groups.append((" + ".join(str(p) for p in args.models), saved))
+        for name, files in groups:
+            average_snapshots(model, files)
+            report(f"{name}, mean")
+            recalibrate_batchnorm(model, train)
+            report(f"{name}, BatchNorm re-estimated")
+
+
+if __name__ == "__main__":
+    main()
