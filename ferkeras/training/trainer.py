@@ -215,7 +215,7 @@ def _average_last_epochs(config: TrainConfig, settings, phase_dir: Path, state: 
     }
     state["seconds"] = state.get("seconds", 0.0) + time.perf_counter() - start
     save_model_atomic(model, phase_dir / AVERAGE_MODEL)
-    best_row = next(r for r in state["history"] if r["epoch"] == state.get("best_epoch"))
+    best_row = next((r for r in state["history"] if r["epoch"] == state.get("best_epoch")), {})
     print(
         f"[{phase_dir.name}] average of epochs {epochs[0]}..{epochs[-1]}: val accuracy {metrics['accuracy']:.4f}, "
         f"macro-F1 {metrics['macro_f1']:.4f} (best single epoch {state.get('best_epoch')}: "
