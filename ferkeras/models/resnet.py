@@ -139,6 +139,14 @@ def is_head_or_attention(layer_name: str) -> bool:
     return layer_name.endswith("_cbam") or layer_name.startswith("head_") or layer_name == "predictions"
 
 
+def batchnorm_layers(model: keras.Model) -> list[layers.BatchNormalization]:
+    """Every BatchNormalization in ``model``, also the one inside CBAM's spatial attention."""
+    return [
+        layer for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, layers.BatchNormalization)
+    ]
+
+
 def count_macs(model: keras.Model) -> int:
     """Multiply-accumulates of one forward pass (convolutions, dense layers, CBAM)."""
     macs = 0

@@ -14,6 +14,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from ferkeras.models.resnet import batchnorm_layers
+
 SNAPSHOT_DIR = "snapshots"
 
 
@@ -34,12 +36,9 @@ def average_snapshots(model: keras.Model, paths: list[Path]) -> None:
     model.set_weights([t / len(paths) for t in total])
 
 
-def _batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
-    # _flatten_layers also reaches the BatchNorm inside CBAM's spatial attention
-    return [
-        layer for layer in model._flatten_layers(include_self=False, recursive=True)
-        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
-    ]
+def averaged_epochs(epochs: int, average_last: int) -> range:
+    """The 1-based epochs of a phase whose weights ``average_last`` averages."""
+    return range(epochs - average_last + 1, epochs + 1)
 
 
 def recalibrate_batchnorm(model: keras.Model, images: np.ndarray, batch_size: int = 256, seed: int = 0) -> int:
@@ -52,7 +51,7 @@ def recalibrate_batchnorm(model: keras.Model, images: np.ndarray, batch_size: in
     exponential average dominated by the last few. Frozen BatchNorm layers keep
     their statistics. Returns the number of layers updated.
     """
-    layers = _batchnorm_layers(model)
+    layers = [layer for layer in batchnorm_layers(model) if layer.trainable]
     momenta = [layer.momentum for layer in layers]
     order = np.random.default_rng(seed).permutation(len(images))
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from ferkeras.config import PhaseConfig
-from ferkeras.models.resnet import is_head_or_attention
+from ferkeras.models.resnet import batchnorm_layers, is_head_or_attention
 
 
 def apply_freeze_rules(model: keras.Model, phase: PhaseConfig) -> None:
@@ -16,13 +16,10 @@ def apply_freeze_rules(model: keras.Model, phase: PhaseConfig) -> None:
     additionally keeps every BatchNorm (also inside CBAM) in inference mode.
     """
     for layer in model.layers:
-        trainable = phase.trainable == "all" or is_head_or_attention(layer.name)
-        layer.trainable = trainable
-        if phase.freeze_batchnorm:
-            # _flatten_layers reaches the BatchNorm inside CBAM's spatial attention too
-            for sub in layer._flatten_layers(include_self=True, recursive=True):
-                if isinstance(sub, keras.layers.BatchNormalization):
-                    sub.trainable = False
+        layer.trainable = phase.trainable == "all" or is_head_or_attention(layer.name)
+    if phase.freeze_batchnorm:
+        for layer in batchnorm_layers(model):
+            layer.trainable = False
 
 
 def learning_rate(phase: PhaseConfig, steps_per_epoch: int):

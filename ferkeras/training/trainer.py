@@ -37,7 +37,7 @@ from ferkeras.evaluation.metrics import classification_metrics
 from ferkeras.io import atomic_write_json
 from ferkeras.labels import CLASS_NAMES
 from ferkeras.models import build_model
-from ferkeras.training.averaging import average_snapshots, recalibrate_batchnorm, snapshot_path
+from ferkeras.training.averaging import averaged_epochs, average_snapshots, recalibrate_batchnorm, snapshot_path
 from ferkeras.training.callbacks import ResumablePlateau, RunCheckpoint, load_state, save_model_atomic
 from ferkeras.training.phases import compile_for_phase
 
@@ -80,8 +80,8 @@ def _only_average_changed(stored: dict, current: dict, epochs_run: int) -> bool:
     """True when only ``average_last`` differs and no epoch either setting averages has run."""
     if {**stored, "average_last": current["average_last"]} != current:
         return False
-    windows = [p["epochs"] - p["average_last"] for p in (stored, current) if p["average_last"]]
-    return epochs_run <= min(windows, default=epochs_run)
+    firsts = [averaged_epochs(p["epochs"], p["average_last"]).start for p in (stored, current) if p["average_last"]]
+    return all(epochs_run < first for first in firsts)
 
 
 def _strategy(config: TrainConfig):
@@ -139,9 +139,7 @@ def build_card(config: TrainConfig, splits: dict[str, Split], run_dir: Path, mod
         if s and s.get("average"):
             phases[p]["averaged_epochs"] = s["average"]["epochs"]
     last = next(p for p in reversed(PHASES) if states[p])
-    best_row = states[last].get("average") or next(
-        (r for r in states[last]["history"] if r["epoch"] == states[last].get("best_epoch")), {}
-    )
+    best_row = states[last].get("average") or _best_epoch_row(states[last])
     return {
         "format_version": 1,
         "name": model.name,
@@ -186,6 +184,11 @@ def build_card(config: TrainConfig, splits: dict[str, Split], run_dir: Path, mod
     }
 
 
+def _best_epoch_row(state: dict) -> dict:
+    """The history row of the phase's best epoch ({} if no epoch was ever best)."""
+    return next((r for r in state["history"] if r["epoch"] == state.get("best_epoch")), {})
+
+
 def phase_result(phase_dir: Path) -> Path:
     """The model a phase hands on: its weight average if it made one, else its best epoch."""
     average = phase_dir / AVERAGE_MODEL
@@ -194,15 +197,16 @@ def phase_result(phase_dir: Path) -> Path:
 
 def _average_last_epochs(config: TrainConfig, settings, phase_dir: Path, state: dict, splits: dict[str, Split]) -> None:
     """Write ``average.keras`` (mean of the last epochs' weights) and its val metrics to ``state``."""
-    epochs = range(settings.epochs - settings.average_last + 1, settings.epochs + 1)
+    epochs = averaged_epochs(settings.epochs, settings.average_last)
     if state.get("average", {}).get("epochs") == [epochs[0], epochs[-1]] and (phase_dir / AVERAGE_MODEL).exists():
         return
     start = time.perf_counter()
-    missing = [str(snapshot_path(phase_dir, e)) for e in epochs if not snapshot_path(phase_dir, e).exists()]
+    snapshots = [snapshot_path(phase_dir, e) for e in epochs]
+    missing = [str(path) for path in snapshots if not path.exists()]
     if missing:
         raise FerKerasError(f"cannot average the last {settings.average_last} epochs: {missing[0]} is missing")
     model = keras.models.load_model(phase_dir / "last.keras", compile=False)
-    average_snapshots(model, [snapshot_path(phase_dir, e) for e in epochs])
+    average_snapshots(model, snapshots)
     channels, crop = config.data.channels, config.data.crop
     recalibrate_batchnorm(model, to_model_input(splits["train"].images, channels, crop))
     val = splits["val"]
@@ -215,7 +219,7 @@ def _average_last_epochs(config: TrainConfig, settings, phase_dir: Path, state: 
     }
     state["seconds"] = state.get("seconds", 0.0) + time.perf_counter() - start
     save_model_atomic(model, phase_dir / AVERAGE_MODEL)
-    best_row = next((r for r in state["history"] if r["epoch"] == state.get("best_epoch")), {})
+    best_row = _best_epoch_row(state)
     print(
         f"[{phase_dir.name}] average of epochs {epochs[0]}..{epochs[-1]}: val accuracy {metrics['accuracy']:.4f}, "
         f"macro-F1 {metrics['macro_f1']:.4f} (best single epoch {state.get('best_epoch')}: "
@@ -262,7 +266,7 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
         callbacks = [
             RunCheckpoint(
                 phase_dir, config.monitor, settings.patience, state, phase, epoch_offset,
-                snapshot_from=settings.epochs - settings.average_last + 1 if settings.average_last else None,
+                snapshot_from=averaged_epochs(settings.epochs, settings.average_last).start if settings.average_last else None,
             ),
             keras.callbacks.TensorBoard(phase_dir / "tensorboard", write_graph=False),
         ]
