@@ -1,6 +1,7 @@
 """Conversion to TFLite/ONNX/SavedModel, parity, the Predictor, and bad inputs."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -68,6 +69,15 @@ def test_convert_cli_and_bad_inputs(tiny_model, tmp_path):
         convert_tflite(tiny_model / "model.keras", "int8", None)
     no_data = runner.invoke(main, ["convert", "--model", str(tiny_model), "--tflite", "--data", str(tmp_path / "nothing")])
     assert no_data.exit_code != 0 and "parity and calibration need faces" in no_data.output
+
+
+def test_int8_conversion_does_not_warn_about_tf_lite_interpreter(tiny_model, tmp_path):
+    calibration = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 1)).astype(np.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        target = convert_tflite(tiny_model / "model.keras", "int8", calibration, output=tmp_path / "m.tflite")
+    assert target.stat().st_size > 10_000
+    assert not [w for w in caught if "tf.lite.Interpreter is deprecated" in str(w.message)]
 
 
 def test_predictor_bad_files(tiny_model, tmp_path):

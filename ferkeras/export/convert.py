@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -111,10 +112,14 @@ def _run_converter(converter, quantization: str, calibration: np.ndarray | None)
         # same latency (docs/benchmarks.md). Everything else is int8.
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["MUL"])
         try:
-            debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=converter, debug_dataset=representative, debug_options=options
-            )
-            return debugger.get_nondebug_quantized_model()
+            with warnings.catch_warnings():
+                # The debugger builds a tf.lite.Interpreter internally, which warns
+                # that users should move to ai-edge-litert; ours already run there.
+                warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated")
+                debugger = tf.lite.experimental.QuantizationDebugger(
+                    converter=converter, debug_dataset=representative, debug_options=options
+                )
+                return debugger.get_nondebug_quantized_model()
         except Exception as exc:  # the converter raises many types
             raise FerKerasError(f"TFLite int8 conversion failed: {str(exc).splitlines()[0]}") from None
     try:
