@@ -3,7 +3,7 @@
     # the last 10, 20 and 30 epoch snapshots of a phase run with average_last >= 30
     python scripts/weight_averages.py --snapshots RUN/phase2 --last 10 --last 20 --last 30
     # a "soup" of whole models with the same architecture (e.g. two runs from one phase 1)
-    python scripts/weight_averages.py --models RUN_A/phase2/best.keras RUN_B/phase2/best.keras
+    python scripts/weight_averages.py --models RUN_A/phase2/best.keras RUN_B/phase2/best.keras --run RUN_B --float32
 
 Each row: the plain mean of the weights (BatchNorm statistics averaged too),
 then the same weights with BatchNorm statistics re-estimated on the training
@@ -21,10 +21,12 @@ import keras
 
 import ferkeras  # noqa: F401  (registers the custom layers)
 from ferkeras.card import read_card
+from ferkeras.config import load_config
 from ferkeras.data.augment import to_model_input
 from ferkeras.data.sources import load_split
 from ferkeras.evaluation.metrics import classification_metrics
 from ferkeras.training.averaging import average_snapshots, recalibrate_batchnorm, snapshot_path
+from ferkeras.training.trainer import float32_copy
 
 
 def main() -> None:
@@ -34,12 +36,18 @@ def main() -> None:
     parser.add_argument("--last", type=int, action="append", default=[], help="average the last N snapshots")
     parser.add_argument("--models", type=Path, nargs="+", default=[], help=".keras models to average")
     parser.add_argument("--run", type=Path, help="the run (or model) folder whose card gives the preprocessing")
+    parser.add_argument(
+        "--float32", action="store_true",
+        help="also score each average as a float32 copy (as evaluate and every export run it); needs RUN/config.yaml",
+    )
     args = parser.parse_args()
     if not args.models and not (args.snapshots and args.last):
         parser.error("give --models, or --snapshots with --last")
 
     template = args.models[0] if args.models else args.snapshots / "last.keras"
-    card = read_card(args.run or template.parent.parent)  # a phase's files sit in RUN/phaseN/
+    run = args.run or template.parent.parent  # a phase's files sit in RUN/phaseN/
+    card = read_card(run)
+    config = load_config(run / "config.yaml") if args.float32 else None
     size, crop = card["preprocessing"]["face_resize"], card["preprocessing"]["center_crop"]
     channels = card["input"]["channels"]
     train = to_model_input(load_split(args.data, "train", size).images, channels, crop)
@@ -48,8 +56,10 @@ def main() -> None:
     model = keras.models.load_model(template, compile=False)
 
     def report(name: str) -> None:
-        metrics = classification_metrics(val.labels, model.predict(val_input, batch_size=256, verbose=0))
-        print(f"| {name} | {metrics['accuracy'] * 100:.2f} % | {metrics['macro_f1']:.4f} |", flush=True)
+        scored = [(name, model)] + ([(f"{name}, float32", float32_copy(model, config))] if config else [])
+        for label, scored_model in scored:
+            metrics = classification_metrics(val.labels, scored_model.predict(val_input, batch_size=256, verbose=0))
+            print(f"| {label} | {metrics['accuracy'] * 100:.2f} % | {metrics['macro_f1']:.4f} |", flush=True)
 
     print("| weights | val accuracy | val macro-F1 |\n|---|---|---|")
     groups = []
