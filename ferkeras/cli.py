@@ -11,6 +11,7 @@ import functools
 import logging
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -99,6 +100,19 @@ def train(phase, config_path, preset, sets, restart, **options) -> None:
 
     run_dir = run_training(config, phase, restart)
     click.echo(f"run folder: {run_dir}")
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--output", required=True, help="Folder to write model.keras and model_card.json into.")
+@friendly_errors
+def soup(runs, output) -> None:
+    """Average the weights of several runs' models (e.g. phase-2 restarts from one phase 1) into one model."""
+    from ferkeras.training.soup import make_soup
+
+    target = make_soup([Path(run) for run in runs], Path(output))
+    click.echo(f"wrote {target} (mean of {len(runs)} models); score it with: "
+               f"ferkeras evaluate --model {target.parent} --update-card")
 
 
 @main.command()

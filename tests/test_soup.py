@@ -1,0 +1,93 @@
+"""Weight soups: the mean of several runs' weights, written as a model folder with a card."""
+
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ferkeras.cli import main
+from ferkeras.errors import FerKerasError
+from ferkeras.inference.predictor import Predictor
+from ferkeras.training.soup import make_soup, shared_once_seconds
+
+
+def _card(folder):
+    return json.loads((folder / "model_card.json").read_text())
+
+
+def _write_card(folder, card):
+    (folder / "model_card.json").write_text(json.dumps(card))
+
+
+@pytest.fixture()
+def two_runs(tiny_model, tmp_path):
+    """The tiny model and a copy with shifted weights, each with a card and phase records."""
+    first, second = tmp_path / "run_a", tmp_path / "run_b"
+    for folder in (first, second):
+        folder.mkdir()
+        shutil.copy(tiny_model / "model.keras", folder / "model.keras")
+    model = keras.models.load_model(second / "model.keras", compile=False)
+    model.set_weights([w + 0.01 * (i % 3 + 1) for i, w in enumerate(model.get_weights())])
+    model.save(second / "model.keras")
+    phase1 = {"epochs_run": 40, "seconds": 100.0}
+    for folder, phase2_seconds in ((first, 50.0), (second, 70.0)):
+        card = _card(tiny_model)
+        card["training"]["phases"] = {"phase1": phase1, "phase2": {"epochs_run": 60, "seconds": phase2_seconds}}
+        card["metrics"] = {"val": {"accuracy": 0.5}}
+        _write_card(folder, card)
+    return first, second
+
+
+def test_soup_is_the_mean_of_the_weights_with_a_card_naming_its_runs(two_runs, tmp_path):
+    first, second = two_runs
+    target = make_soup([first, second], tmp_path / "soup")
+    weights_a = keras.models.load_model(first / "model.keras", compile=False).get_weights()
+    weights_b = keras.models.load_model(second / "model.keras", compile=False).get_weights()
+    souped = keras.models.load_model(target, compile=False).get_weights()
+    for a, b, s in zip(weights_a, weights_b, souped):
+        np.testing.assert_allclose(s, (a + b) / 2, atol=1e-6)
+    card = _card(target.parent)
+    assert [entry["run"] for entry in card["training"]["soup_of"]] == [str(first), str(second)]
+    assert card["training"]["compute_seconds"] == 220.0  # the shared phase 1 counted once
+    assert card["training"]["config"]["data"]["root"].endswith("data")
+    assert card["metrics"] == {} and card["class_names"] == _card(first)["class_names"]
+    faces = np.random.default_rng(0).integers(0, 255, (4, 32, 32), np.uint8)
+    assert Predictor.load(target).predict(faces).shape == (4, 7)
+
+
+def test_compute_counts_each_distinct_phase_record_once():
+    shared = {"phase1": {"seconds": 10.0, "best_epoch": 3}}
+    cards = [
+        {"training": {"phases": {**shared, "phase2": {"seconds": 5.0}}}},
+        {"training": {"phases": {**shared, "phase2": {"seconds": 7.0}}}},
+        {"training": {"phases": {"phase1": {"seconds": 10.0, "best_epoch": 4}}}},  # another phase 1
+    ]
+    assert shared_once_seconds(cards) == 32.0
+
+
+def test_soup_refuses_models_that_do_not_match(two_runs, tmp_path):
+    first, second = two_runs
+    card = _card(second)
+    card["input"]["size"] = 48
+    _write_card(second, card)
+    with pytest.raises(FerKerasError, match="run_b with .*run_a: their model cards' 'input' differ"):
+        make_soup([first, second], tmp_path / "soup")
+    with pytest.raises(FerKerasError, match="at least two run folders"):
+        make_soup([first], tmp_path / "soup")
+    (second / "model.keras").unlink()
+    _write_card(second, _card(first))
+    with pytest.raises(FerKerasError, match="no model to average in .*run_b"):
+        make_soup([first, second], tmp_path / "soup")
+    assert not (tmp_path / "soup" / "model.keras").exists()
+
+
+def test_soup_cli(two_runs, tmp_path):
+    first, second = two_runs
+    result = CliRunner().invoke(main, ["soup", str(first), str(second), "--output", str(tmp_path / "soup")])
+    assert result.exit_code == 0, result.output
+    assert "mean of 2 models" in result.output and (tmp_path / "soup" / "model_card.json").is_file()
+    missing = CliRunner().invoke(main, ["soup", str(first), str(tmp_path / "nowhere"), "--output", str(tmp_path / "x")])
+    assert missing.exit_code != 0 and "no model card for" in missing.output
