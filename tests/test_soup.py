@@ -54,8 +54,19 @@ def test_soup_is_the_mean_of_the_weights_with_a_card_naming_its_runs(two_runs, t
     assert card["training"]["compute_seconds"] == 220.0  # the shared phase 1 counted once
     assert card["training"]["config"]["data"]["root"].endswith("data")
     assert card["metrics"] == {} and card["class_names"] == _card(first)["class_names"]
+    assert not list(target.parent.glob("training_curves*"))  # the tiny runs have none
     faces = np.random.default_rng(0).integers(0, 255, (4, 32, 32), np.uint8)
     assert Predictor.load(target).predict(faces).shape == (4, 7)
+
+
+def test_soup_keeps_each_runs_curves_and_histories(two_runs, tmp_path):
+    first, second = two_runs
+    (first / "phase2").mkdir()
+    (first / "phase2" / "history.csv").write_text("epoch,val_accuracy\n1,0.5\n")
+    (second / "training_curves.png").write_bytes(b"png")
+    target = make_soup([first, second], tmp_path / "soup")
+    assert (target.parent / "history_run_a_phase2.csv").read_text().startswith("epoch")
+    assert (target.parent / "training_curves_run_b.png").read_bytes() == b"png"
 
 
 def test_compute_counts_each_distinct_phase_record_once():

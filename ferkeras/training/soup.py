@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -56,6 +57,7 @@ def make_soup(runs: list[Path], output: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     save_model_atomic(model, target)
     write_card(target, soup_card(runs, cards))
+    _copy_training_records(runs, target.parent)
     return target
 
 
@@ -85,6 +87,17 @@ def shared_once_seconds(cards: list[dict]) -> float:
                 seen.add(key)
                 seconds += float(record.get("seconds", 0.0))
     return round(seconds, 1)
+
+
+def _copy_training_records(runs: list[Path], output: Path) -> None:
+    """Each run's curves and per-phase histories, named after the run."""
+    for run in runs:
+        folder = run if run.is_dir() else run.parent
+        sources = [(folder / "training_curves.png", f"training_curves_{folder.name}.png")]
+        sources += [(phase / "history.csv", f"history_{folder.name}_{phase.name}.csv") for phase in sorted(folder.glob("phase*"))]
+        for source, name in sources:
+            if source.is_file():
+                shutil.copyfile(source, output / name)
 
 
 def _model_file(run: Path) -> Path:
