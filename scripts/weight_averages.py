@@ -14,7 +14,6 @@ try; the trainer's own numbers are in the run's state.json.
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
 import keras
@@ -66,17 +65,13 @@ def main() -> None:
     if args.snapshots:
         last_epoch = max(int(p.stem.split("_")[1].split(".")[0]) for p in (args.snapshots / "snapshots").glob("epoch_*.weights.h5"))
         groups += [(f"last {n} epochs", [snapshot_path(args.snapshots, e) for e in range(last_epoch - n + 1, last_epoch + 1)]) for n in args.last]
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.models:
-            saved = [Path(tmp) / f"model_{i}.weights.h5" for i in range(len(args.models))]
-            for path, weights_file in zip(args.models, saved):
-                keras.models.load_model(path, compile=False).save_weights(weights_file)
-            groups.append((" + ".join(str(p) for p in args.models), saved))
-        for name, files in groups:
-            average_snapshots(model, files)
-            report(f"{name}, mean")
-            recalibrate_batchnorm(model, train)
-            report(f"{name}, BatchNorm re-estimated")
+    if args.models:
+        groups.append((" + ".join(str(p) for p in args.models), args.models))
+    for name, files in groups:
+        average_snapshots(model, files)
+        report(f"{name}, mean")
+        recalibrate_batchnorm(model, train)
+        report(f"{name}, BatchNorm re-estimated")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from ferkeras.cli import main
 from ferkeras.errors import FerKerasError
 from ferkeras.inference.predictor import Predictor
+from ferkeras.models import build_model
 from ferkeras.training.soup import make_soup, shared_once_seconds
 
 
@@ -85,6 +86,10 @@ def test_soup_refuses_models_that_do_not_match(two_runs, tmp_path):
     card["input"]["size"] = 48
     _write_card(second, card)
     with pytest.raises(FerKerasError, match="run_b with .*run_a: their model cards' 'input' differ"):
+        make_soup([first, second], tmp_path / "soup")
+    build_model(32, 1, width=0.25, dropout=0.0).save(second / "model.keras")
+    _write_card(second, _card(first))
+    with pytest.raises(FerKerasError, match="cannot average .*run_a/model.keras, .*run_b/model.keras: their weights have different shapes"):
         make_soup([first, second], tmp_path / "soup")
     with pytest.raises(FerKerasError, match="at least two run folders"):
         make_soup([first], tmp_path / "soup")

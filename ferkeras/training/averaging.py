@@ -25,7 +25,7 @@ def snapshot_path(phase_dir: Path, epoch: int) -> Path:
 
 
 def average_snapshots(model: keras.Model, paths: list[Path]) -> None:
-    """Set ``model``'s weights to the mean of the weight files in ``paths``."""
+    """Set ``model``'s weights to the mean of the weight files in ``paths`` (``.weights.h5`` or ``.keras``)."""
     if not paths:
         raise ValueError("no weight snapshots to average")
     total: list[np.ndarray] | None = None

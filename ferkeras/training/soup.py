@@ -13,13 +13,14 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from ferkeras.card import read_card, write_card
 from ferkeras.errors import FerKerasError
+from ferkeras.training.averaging import average_snapshots
 from ferkeras.training.callbacks import save_model_atomic
 
 MODEL_FILE = "model.keras"
@@ -45,13 +46,14 @@ def make_soup(runs: list[Path], output: Path) -> Path:
                 raise FerKerasError(f"cannot average {run} with {runs[0]}: their model cards' {key!r} differ")
     models = [_model_file(run) for run in runs]
     model = keras.models.load_model(models[0], compile=False)
-    total = [w.astype(np.float64) for w in model.get_weights()]
-    for path in models[1:]:
-        weights = keras.models.load_model(path, compile=False).get_weights()
-        if [w.shape for w in weights] != [t.shape for t in total]:
-            raise FerKerasError(f"cannot average {path} with {models[0]}: their weights have different shapes")
-        total = [t + w for t, w in zip(total, weights)]
-    model.set_weights([(t / len(models)).astype(w.dtype) for t, w in zip(total, model.get_weights())])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras warns once per layer before it raises on a mismatch
+            average_snapshots(model, models)
+    except ValueError:
+        raise FerKerasError(
+            f"cannot average {', '.join(map(str, models))}: their weights have different shapes"
+        ) from None
 
     target = Path(output) / MODEL_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
