@@ -62,12 +62,17 @@ def test_soup_is_the_mean_of_the_weights_with_a_card_naming_its_runs(two_runs, t
 
 def test_soup_keeps_each_runs_curves_and_histories(two_runs, tmp_path):
     first, second = two_runs
-    (first / "phase2").mkdir()
-    (first / "phase2" / "history.csv").write_text("epoch,val_accuracy\n1,0.5\n")
+    for folder, phase2_history in ((first, "1,0.5\n"), (second, "1,0.6\n")):
+        for phase, rows in (("phase1", "1,0.4\n"), ("phase2", phase2_history)):
+            (folder / phase).mkdir()
+            (folder / phase / "history.csv").write_text("epoch,val_accuracy\n" + rows)
     (second / "training_curves.png").write_bytes(b"png")
     target = make_soup([first, second], tmp_path / "soup")
-    assert (target.parent / "history_run_a_phase2.csv").read_text().startswith("epoch")
+    assert (target.parent / "history_run_a_phase2.csv").read_text().endswith("0.5\n")
+    assert (target.parent / "history_run_b_phase2.csv").read_text().endswith("0.6\n")
     assert (target.parent / "training_curves_run_b.png").read_bytes() == b"png"
+    # the phase 1 both runs share is kept once
+    assert sorted(p.name for p in target.parent.glob("history_*phase1.csv")) == ["history_run_a_phase1.csv"]
 
 
 def test_compute_counts_each_distinct_phase_record_once():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import warnings
 from pathlib import Path
 
@@ -92,14 +91,24 @@ def shared_once_seconds(cards: list[dict]) -> float:
 
 
 def _copy_training_records(runs: list[Path], output: Path) -> None:
-    """Each run's curves and per-phase histories, named after the run."""
+    """Each run's curves and per-phase histories, named after the run.
+
+    A history identical to one already copied (a phase 1 the runs share) is
+    copied once, under the first run's name.
+    """
+    copied: set[bytes] = set()
     for run in runs:
         folder = run if run.is_dir() else run.parent
         sources = [(folder / "training_curves.png", f"training_curves_{folder.name}.png")]
         sources += [(phase / "history.csv", f"history_{folder.name}_{phase.name}.csv") for phase in sorted(folder.glob("phase*"))]
         for source, name in sources:
-            if source.is_file():
-                shutil.copyfile(source, output / name)
+            if not source.is_file():
+                continue
+            content = source.read_bytes()
+            if source.suffix == ".csv" and content in copied:
+                continue
+            copied.add(content)
+            (output / name).write_bytes(content)
 
 
 def _model_file(run: Path) -> Path:
