@@ -77,6 +77,11 @@ class PhaseConfig:
     # with both set, each batch uses one of the two (ferkeras.data.mixing)
     mixup: float = 0.0
     cutmix: float = 0.0
+    # a model (folder or file) whose flip-averaged predictions are blended into the
+    # targets: (1 - distill_weight) * label + distill_weight * teacher
+    # (ferkeras.training.distillation)
+    distill_from: str | None = None
+    distill_weight: float = 0.5
 
 
 @dataclass
@@ -243,6 +248,8 @@ def validate(config: TrainConfig) -> None:
             raise FerKerasError(f"config: {phase}.average_last must be between 0 and {phase}.epochs ({p.epochs})")
         if p.mixup < 0 or p.cutmix < 0:
             raise FerKerasError(f"config: {phase}.mixup and {phase}.cutmix must be >= 0 (0 = off)")
+        if not 0 <= p.distill_weight <= 1:
+            raise FerKerasError(f"config: {phase}.distill_weight must be between 0 and 1")
         if p.average_last and p.patience:
             raise FerKerasError(
                 f"config: {phase}.average_last needs {phase}.patience=0 "

@@ -56,16 +56,18 @@ def make_dataset(
     epoch_offset: int = 0,
     mixup: float = 0.0,
     cutmix: float = 0.0,
+    targets: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """Batches of ``(images float32 0..255, one-hot labels[, sample weights])``.
 
     Training batches are shuffled, augmented, then blended by ``mixup`` /
     ``cutmix`` (:mod:`ferkeras.data.mixing`); ``epoch_offset`` moves the shuffle,
     augmentation and mixing seeds on, so a resumed run does not replay epoch 0.
+    ``targets`` (N, 7) replace the one-hot labels (soft targets for distillation).
     Evaluation batches are centre-cropped, in file order, without weights.
     """
     size = crop or split.images.shape[1]
-    labels = tf.one_hot(split.labels, NUM_CLASSES)
+    labels = tf.one_hot(split.labels, NUM_CLASSES) if targets is None else tf.constant(targets, tf.float32)
     if not training:
         inputs = to_model_input(split.images, channels, crop)
         return (

@@ -39,6 +39,7 @@ from ferkeras.labels import CLASS_NAMES
 from ferkeras.models import build_model
 from ferkeras.training.averaging import averaged_epochs, average_snapshots, recalibrate_batchnorm, snapshot_path
 from ferkeras.training.callbacks import ResumablePlateau, RunCheckpoint, load_state, save_model_atomic
+from ferkeras.training.distillation import distillation_targets
 from ferkeras.training.phases import compile_for_phase
 
 log = logging.getLogger(__name__)
@@ -261,6 +262,7 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
             train, batch_size=config.batch_size, channels=config.data.channels, crop=config.data.crop,
             training=True, augment=config.augment, class_weights=weights, seed=config.seed,
             epoch_offset=state["epoch"] + epoch_offset, mixup=settings.mixup, cutmix=settings.cutmix,
+            targets=distillation_targets(settings, train, phase_dir, phase),
         )
         val_ds = make_dataset(val, batch_size=config.batch_size * 2, channels=config.data.channels, crop=config.data.crop)
         callbacks = [

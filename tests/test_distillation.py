@@ -1,0 +1,71 @@
+"""Distillation: soft targets from a real teacher model, cached per phase, through `ferkeras train`."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ferkeras.cli import main
+from ferkeras.config import PhaseConfig
+from ferkeras.data.pipeline import make_dataset
+from ferkeras.data.sources import Split
+from ferkeras.errors import FerKerasError
+from ferkeras.inference.predictor import Predictor
+from ferkeras.training.distillation import TEACHER_FILE, distillation_targets
+from synthetic import make_faces, make_folder_dataset
+
+
+def _faces(count_per_class: int = 2, size: int = 32) -> Split:
+    images, labels = make_faces(count_per_class, size, seed=5)
+    return Split("train", images, labels.astype(np.int32), [f"face {i}" for i in range(len(labels))])
+
+
+def test_targets_blend_labels_with_the_teachers_flip_average(tiny_model, tmp_path):
+    split = _faces()
+    settings = PhaseConfig(distill_from=str(tiny_model), distill_weight=0.25)
+    targets = distillation_targets(settings, split, tmp_path, "phase2")
+    teacher = Predictor.load(tiny_model).predict(split.images, flip=True)
+    onehot = np.eye(7)[split.labels]
+    np.testing.assert_allclose(targets, 0.75 * onehot + 0.25 * teacher, atol=1e-5)
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / TEACHER_FILE), teacher, atol=1e-6)
+    # a resumed phase reads the cache instead of rerunning the teacher
+    np.save(tmp_path / TEACHER_FILE, np.full_like(teacher, 1 / 7))
+    again = distillation_targets(settings, split, tmp_path, "phase2")
+    np.testing.assert_allclose(again, 0.75 * onehot + 0.25 / 7, atol=1e-6)
+    assert distillation_targets(PhaseConfig(), split, tmp_path, "phase2") is None
+
+
+def test_soft_targets_reach_the_training_batches():
+    split = _faces(size=16)
+    targets = np.random.default_rng(0).dirichlet(np.ones(7), len(split)).astype(np.float32)
+    ds = make_dataset(split, batch_size=len(split), training=True, seed=1, targets=targets)
+    _, batch_targets, _ = next(iter(ds))
+    # shuffled, so compare as sets of rows
+    order = np.lexsort(batch_targets.numpy().T)
+    np.testing.assert_allclose(batch_targets.numpy()[order], targets[np.lexsort(targets.T)], atol=1e-6)
+
+
+def test_a_missing_teacher_is_a_one_line_error_naming_the_option(tmp_path):
+    settings = PhaseConfig(distill_from=str(tmp_path / "nowhere"))
+    with pytest.raises(FerKerasError, match=r"phase2\.distill_from: model not found: .*nowhere"):
+        distillation_targets(settings, _faces(), tmp_path, "phase2")
+
+
+def test_train_phase2_distils_from_a_teacher(tiny_model, tmp_path):
+    data = make_folder_dataset(tmp_path / "data", per_class=6, size=32)
+    run = tmp_path / "run"
+    common = ["train", "--preset", "smoke", "--data", str(data), "--output", str(run)]
+    runner = CliRunner()
+    assert runner.invoke(main, common + ["--phase", "1"]).exit_code == 0
+    result = runner.invoke(main, common + ["--phase", "2", "--set", f"phase2.distill_from={tiny_model}",
+                                           "--set", "phase2.distill_weight=0.7"])
+    assert result.exit_code == 0, result.output
+    assert "teacher" in result.output and "flip-averaged" in result.output
+    probs = np.load(run / "phase2" / TEACHER_FILE)
+    assert probs.shape == (42, 7) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    card = json.loads((run / "model_card.json").read_text())
+    assert card["training"]["config"]["phase2"]["distill_from"] == str(tiny_model)
+    bad = runner.invoke(main, common + ["--phase", "1", "--output", str(tmp_path / "other"), "--set", "phase1.distill_weight=2"])
+    assert bad.exit_code != 0 and "phase1.distill_weight must be between 0 and 1" in bad.output
