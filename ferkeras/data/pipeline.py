@@ -58,7 +58,7 @@ def make_dataset(
     cutmix: float = 0.0,
     targets: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """Batches of ``(images float32 0..255, one-hot labels[, sample weights])``.
+    """Batches of ``(images float32 0..255, one-hot or soft labels[, sample weights])``.
 
     Training batches are shuffled, augmented, then blended by ``mixup`` /
     ``cutmix`` (:mod:`ferkeras.data.mixing`); ``epoch_offset`` moves the shuffle,
