@@ -82,6 +82,10 @@ class PhaseConfig:
     # (ferkeras.training.distillation)
     distill_from: str | None = None
     distill_weight: float = 0.5
+    # a .keras model (file or folder) the phase starts from instead of the previous
+    # phase's result (phase 2) or a new model (phase 1): fine-tuning a finished
+    # model, e.g. a weight soup, with another schedule or on other data
+    init_from: str | None = None
 
 
 @dataclass

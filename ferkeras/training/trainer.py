@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from ferkeras import __version__
-from ferkeras.card import write_card
+from ferkeras.card import read_card, write_card
 from ferkeras.config import TrainConfig, load_config
 from ferkeras.data.augment import to_model_input
 from ferkeras.data.pipeline import class_weights, make_dataset
@@ -91,12 +91,12 @@ def _strategy(config: TrainConfig):
     return tf.distribute.get_strategy()
 
 
-def new_model(config: TrainConfig) -> keras.Model:
-    """The model ``config`` describes, freshly initialised (or with ImageNet weights)."""
+def new_model(config: TrainConfig, pretrained: bool = True) -> keras.Model:
+    """The model ``config`` describes, freshly initialised (with ``model.weights`` if ``pretrained``)."""
     m = config.model
     return build_model(
         config.data.input_size, config.data.channels, attention=m.attention, stem=m.stem,
-        width=m.width, dropout=m.dropout, weights=m.weights, bn_momentum=m.bn_momentum,
+        width=m.width, dropout=m.dropout, weights=m.weights if pretrained else None, bn_momentum=m.bn_momentum,
     )
 
 
@@ -105,11 +105,7 @@ def float32_copy(model: keras.Model, config: TrainConfig) -> keras.Model:
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
-        m = config.model
-        copy = build_model(
-            config.data.input_size, config.data.channels, attention=m.attention, stem=m.stem,
-            width=m.width, dropout=m.dropout, bn_momentum=m.bn_momentum,
-        )
+        copy = new_model(config, pretrained=False)
         copy.set_weights(model.get_weights())
         return copy
     finally:
@@ -141,6 +137,10 @@ def build_card(config: TrainConfig, splits: dict[str, Split], run_dir: Path, mod
             phases[p]["averaged_epochs"] = s["average"]["epochs"]
     last = next(p for p in reversed(PHASES) if states[p])
     best_row = states[last].get("average") or _best_epoch_row(states[last])
+    start = _initial_model_record(config, states)
+    # phases before the one that started from another model did not make this one
+    counted = PHASES[PHASES.index(start["phase"]):] if start else PHASES
+    compute = sum(phases[p]["seconds"] for p in counted if p in phases) + (start or {}).get("compute_seconds", 0.0)
     return {
         "format_version": 1,
         "name": model.name,
@@ -164,11 +164,16 @@ def build_card(config: TrainConfig, splits: dict[str, Split], run_dir: Path, mod
             "family": "ResNet18", "attention": config.model.attention, "stem": config.model.stem,
             "width": config.model.width, "parameters": int(model.count_params()),
         },
-        "initialisation": config.model.weights or "random (trained from scratch)",
+        "initialisation": (
+            f"weights of {start['model']} ({start['phase']}.init_from)" if start
+            else config.model.weights or "random (trained from scratch)"
+        ),
         "training": {
             "config": config.to_dict(),
             "phases": phases,
-            "compute_seconds": round(sum(p["seconds"] for p in phases.values()), 1),
+            **({"initialised_from": start} if start else {}),
+            # includes the starting model's training, where its card says what that cost
+            "compute_seconds": round(compute, 1),
             "hardware": _hardware(),
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
@@ -183,6 +188,22 @@ def build_card(config: TrainConfig, splits: dict[str, Split], run_dir: Path, mod
         },
         "artifacts": {"keras": {"file": "model.keras"}},
     }
+
+
+def _initial_model_record(config: TrainConfig, states: dict) -> dict | None:
+    """The model the run's latest ``init_from`` phase started from, with its training record."""
+    phase = next((p for p in reversed(PHASES) if states[p] and getattr(config, p).init_from), None)
+    if phase is None:
+        return None
+    source = getattr(config, phase).init_from
+    record = {"phase": phase, "model": source}
+    try:
+        training = read_card(_resolve_init_path(source, phase)).get("training", {})
+    except FerKerasError:
+        return record  # a bare .keras file without a card: its cost is unknown
+    record["compute_seconds"] = training.get("compute_seconds", 0.0)
+    record["training"] = training
+    return record
 
 
 def _best_epoch_row(state: dict) -> dict:
@@ -229,6 +250,40 @@ def _average_last_epochs(config: TrainConfig, settings, phase_dir: Path, state: 
     )
 
 
+def _resolve_init_path(source: str, phase: str) -> Path:
+    """The .keras file ``PHASE.init_from`` names (a file, or a folder holding model.keras)."""
+    from ferkeras.inference.predictor import resolve_model_file
+
+    try:
+        path = resolve_model_file(Path(source).expanduser(), prefer=("model.keras",))
+    except FerKerasError as exc:
+        raise FerKerasError(f"config: {phase}.init_from: {exc}") from None
+    if path.suffix != ".keras":
+        raise FerKerasError(f"config: {phase}.init_from: {path} is not a .keras model")
+    return path
+
+
+def _load_init_model(config: TrainConfig, phase: str) -> keras.Model:
+    """The config's model (in its training precision) with the weights of ``PHASE.init_from``."""
+    path = _resolve_init_path(getattr(config, phase).init_from, phase)
+    # Rebuilt from the config rather than used as loaded: a shipped model is a
+    # float32 copy, and training runs in config.precision.
+    model = new_model(config, pretrained=False)
+    weights = keras.models.load_model(path, compile=False).get_weights()
+    shapes, expected = [w.shape for w in weights], [tuple(w.shape) for w in model.weights]
+    if shapes != expected:
+        first = next((i for i, (a, b) in enumerate(zip(shapes, expected)) if a != b), min(len(shapes), len(expected)))
+        found = f"weight {first} is {shapes[first]}" if first < len(shapes) else f"it has {len(shapes)} weight arrays"
+        wanted = f"{expected[first]}" if first < len(expected) else f"{len(expected)} arrays"
+        raise FerKerasError(
+            f"config: {phase}.init_from: {path} is not the model this config describes ({found}, the config's "
+            f"model wants {wanted}): set model.* as that model was trained"
+        )
+    model.set_weights(weights)
+    print(f"[{phase}] starting from {path}", flush=True)
+    return model
+
+
 def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str, Split], strategy, verbose) -> None:
     settings = getattr(config, phase)
     phase_dir = run_dir / phase
@@ -246,7 +301,9 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
             print(f"[{phase}] resuming after epoch {state['epoch']} from {phase_dir / 'last.keras'}", flush=True)
         else:
             state = {"epoch": 0, "history": [], "wait": 0}
-            if phase == "phase1":
+            if settings.init_from:
+                model = _load_init_model(config, phase)
+            elif phase == "phase1":
                 model = new_model(config)
             else:
                 source = phase_result(run_dir / "phase1")
