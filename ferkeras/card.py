@@ -56,3 +56,36 @@ def update_card(model_path: str | Path, **sections) -> dict:
             card[key] = value
     write_card(model_path, card)
     return card
+
+
+def phase_records(training: dict):
+    """Every (phase name, record) of a card's ``training`` section and of the models it was made from.
+
+    A model is made from its own phases, a soup's ingredients (``soup_of``), the
+    model a phase started from (``initialised_from``) and distillation teachers
+    (``teachers``); each of those carries its own ``training`` section.
+    """
+    yield from training.get("phases", {}).items()
+    for ingredient in training.get("soup_of", []):
+        yield from phase_records(ingredient)
+    sources = [training.get("initialised_from")] + list(training.get("teachers", []))
+    for source in filter(None, sources):
+        yield from phase_records(source.get("training", {}))
+
+
+def total_compute_seconds(trainings) -> float:
+    """Training seconds of everything behind these ``training`` sections, each distinct phase record once.
+
+    Runs that copy one phase 1, or a teacher that shares a restart with the
+    soup it teaches, carry identical records: counting them once is what the
+    recipe actually cost.
+    """
+    seen: set[str] = set()
+    seconds = 0.0
+    for training in trainings:
+        for name, record in phase_records(training):
+            key = json.dumps([name, record], sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                seconds += float(record.get("seconds", 0.0))
+    return round(seconds, 1)

@@ -51,13 +51,22 @@ def test_phase2_starts_from_the_named_model_and_counts_its_compute(finished_run,
     )
 
 
-def test_fine_tuning_from_a_model_changes_its_weights(finished_run, tmp_path):
+def test_fine_tuning_from_a_model_it_also_distils_counts_that_model_once(finished_run, tmp_path):
     data, first = finished_run
-    result = _train(data, tmp_path / "tuned", f"phase2.init_from={first / 'model.keras'}")
+    tuned = tmp_path / "tuned"
+    result = _train(data, tuned, f"phase2.init_from={first / 'model.keras'}", f"phase2.distill_from={first}")
     assert result.exit_code == 0, result.output
     start = keras.models.load_model(first / "model.keras").get_weights()
-    tuned = keras.models.load_model(tmp_path / "tuned" / "model.keras").get_weights()
-    assert any(not np.allclose(a, b) for a, b in zip(start, tuned))
+    weights = keras.models.load_model(tuned / "model.keras").get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(start, weights))
+    card = json.loads((tuned / "model_card.json").read_text())
+    first_card = json.loads((first / "model_card.json").read_text())
+    assert card["training"]["teachers"][0]["model"] == str(first)
+    assert card["training"]["teachers"][0]["training"]["phases"] == first_card["training"]["phases"]
+    # the starting model is also the teacher: its training is counted once
+    assert card["training"]["compute_seconds"] == pytest.approx(
+        first_card["training"]["compute_seconds"] + card["training"]["phases"]["phase2"]["seconds"], abs=0.2
+    )
 
 
 def test_a_missing_or_different_starting_model_is_a_one_line_error(finished_run, tmp_path):

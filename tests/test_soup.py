@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from ferkeras.card import total_compute_seconds
 from ferkeras.cli import main
 from ferkeras.errors import FerKerasError
 from ferkeras.inference.predictor import Predictor
 from ferkeras.models import build_model
-from ferkeras.training.soup import make_soup, shared_once_seconds
+from ferkeras.training.soup import make_soup
 
 
 def _card(folder):
@@ -82,7 +83,7 @@ def test_compute_counts_each_distinct_phase_record_once():
         {"training": {"phases": {**shared, "phase2": {"seconds": 7.0}}}},
         {"training": {"phases": {"phase1": {"seconds": 10.0, "best_epoch": 4}}}},  # another phase 1
     ]
-    assert shared_once_seconds(cards) == 32.0
+    assert total_compute_seconds(c["training"] for c in cards) == 32.0
 
 
 def test_soup_refuses_models_that_do_not_match(two_runs, tmp_path):

@@ -11,13 +11,12 @@ re-estimating them measured no better there.
 from __future__ import annotations
 
 import copy
-import json
 import warnings
 from pathlib import Path
 
 import keras
 
-from ferkeras.card import read_card, write_card
+from ferkeras.card import read_card, total_compute_seconds, write_card
 from ferkeras.errors import FerKerasError
 from ferkeras.training.averaging import average_snapshots
 from ferkeras.training.callbacks import save_model_atomic
@@ -69,25 +68,12 @@ def soup_card(runs: list[Path], cards: list[dict]) -> dict:
     card["training"] = {
         "config": cards[0].get("training", {}).get("config", {}),  # its data root serves parity and calibration
         "soup_of": ingredients,
-        "compute_seconds": shared_once_seconds(cards),
+        "compute_seconds": total_compute_seconds(c.get("training", {}) for c in cards),
     }
     card["metrics"] = {}
     card["artifacts"] = {"keras": {"file": MODEL_FILE}}
     card["name"] = f"{cards[0].get('name', 'model')}_soup{len(cards)}"
     return card
-
-
-def shared_once_seconds(cards: list[dict]) -> float:
-    """Total training seconds of all runs, counting an identical phase record once."""
-    seen: set[str] = set()
-    seconds = 0.0
-    for card in cards:
-        for name, record in card.get("training", {}).get("phases", {}).items():
-            key = json.dumps([name, record], sort_keys=True)
-            if key not in seen:
-                seen.add(key)
-                seconds += float(record.get("seconds", 0.0))
-    return round(seconds, 1)
 
 
 def _copy_training_records(runs: list[Path], output: Path) -> None:

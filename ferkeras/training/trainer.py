@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from ferkeras import __version__
-from ferkeras.card import read_card, write_card
+from ferkeras.card import read_card, total_compute_seconds, write_card
 from ferkeras.config import TrainConfig, load_config
 from ferkeras.data.augment import to_model_input
 from ferkeras.data.pipeline import class_weights, make_dataset
@@ -138,9 +138,10 @@ def build_card(config: TrainConfig, splits: dict[str, Split], run_dir: Path, mod
     last = next(p for p in reversed(PHASES) if states[p])
     best_row = states[last].get("average") or _best_epoch_row(states[last])
     start = _initial_model_record(config, states)
+    teachers = _teacher_records(config, states)
     # phases before the one that started from another model did not make this one
     counted = PHASES[PHASES.index(start["phase"]):] if start else PHASES
-    compute = sum(phases[p]["seconds"] for p in counted if p in phases) + (start or {}).get("compute_seconds", 0.0)
+    lineage = {"phases": {p: phases[p] for p in counted if p in phases}, "initialised_from": start, "teachers": teachers}
     return {
         "format_version": 1,
         "name": model.name,
@@ -172,8 +173,9 @@ def build_card(config: TrainConfig, splits: dict[str, Split], run_dir: Path, mod
             "config": config.to_dict(),
             "phases": phases,
             **({"initialised_from": start} if start else {}),
-            # includes the starting model's training, where its card says what that cost
-            "compute_seconds": round(compute, 1),
+            **({"teachers": teachers} if teachers else {}),
+            # with the starting model's and the teachers' training, where their cards say what it cost
+            "compute_seconds": total_compute_seconds([lineage]),
             "hardware": _hardware(),
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
@@ -195,14 +197,24 @@ def _initial_model_record(config: TrainConfig, states: dict) -> dict | None:
     phase = next((p for p in reversed(PHASES) if states[p] and getattr(config, p).init_from), None)
     if phase is None:
         return None
-    source = getattr(config, phase).init_from
+    return _source_record(phase, getattr(config, phase).init_from, _resolve_init_path(getattr(config, phase).init_from, phase))
+
+
+def _teacher_records(config: TrainConfig, states: dict) -> list[dict]:
+    """The distillation teachers of the phases that ran, with their training records."""
+    return [
+        _source_record(p, getattr(config, p).distill_from, Path(getattr(config, p).distill_from).expanduser())
+        for p in PHASES if states[p] and getattr(config, p).distill_from
+    ]
+
+
+def _source_record(phase: str, source: str, path: Path) -> dict:
+    """Which model a phase used and, where its card says, how that model was trained."""
     record = {"phase": phase, "model": source}
     try:
-        training = read_card(_resolve_init_path(source, phase)).get("training", {})
+        record["training"] = read_card(path).get("training", {})
     except FerKerasError:
-        return record  # a bare .keras file without a card: its cost is unknown
-    record["compute_seconds"] = training.get("compute_seconds", 0.0)
-    record["training"] = training
+        pass  # a bare .keras file without a card: its cost is unknown
     return record
 
 
