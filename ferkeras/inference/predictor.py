@@ -201,7 +201,7 @@ class Predictor:
         """Run a prepared float32 (N, S, S, C) input, ``batch_size`` faces per call.
 
         ``flip`` averages each face with its mirror image (the model was trained
-        with flips): +0.9 pp on FER2013 val for the shipped model (docs/recipe.md), twice the model time.
+        with flips): +0.6 pp on FER2013 val for the shipped model (docs/recipe.md), twice the model time.
         """
         x = np.ascontiguousarray(x, np.float32)
         if not len(x):
