@@ -86,6 +86,17 @@ def test_compute_counts_each_distinct_phase_record_once():
     assert total_compute_seconds(c["training"] for c in cards) == 32.0
 
 
+def test_compute_follows_teachers_and_starting_models_into_their_soups():
+    phase1 = {"phase1": {"seconds": 10.0}}
+    plain, mixup, distilled = ({"phases": {**phase1, "phase2": {"seconds": s}}} for s in (5.0, 6.0, 7.0))
+    teacher = {"soup_of": [{"run": "plain", **plain}, {"run": "mixup", **mixup}]}
+    distilled["teachers"] = [{"phase": "phase2", "model": "teacher", "training": teacher}]
+    # the shipped recipe: the soup of the mixup run and the run the plain+mixup soup taught
+    assert total_compute_seconds([mixup, distilled]) == 28.0
+    tuned = {"phases": {"phase2": {"seconds": 2.0}}, "initialised_from": {"phase": "phase2", "training": {"soup_of": [mixup, distilled]}}}
+    assert total_compute_seconds([tuned]) == 30.0
+
+
 def test_soup_refuses_models_that_do_not_match(two_runs, tmp_path):
     first, second = two_runs
     card = _card(second)

@@ -197,22 +197,19 @@ def _initial_model_record(config: TrainConfig, states: dict) -> dict | None:
     phase = next((p for p in reversed(PHASES) if states[p] and getattr(config, p).init_from), None)
     if phase is None:
         return None
-    return _source_record(phase, getattr(config, phase).init_from, _resolve_init_path(getattr(config, phase).init_from, phase))
+    return _source_record(phase, getattr(config, phase).init_from)
 
 
 def _teacher_records(config: TrainConfig, states: dict) -> list[dict]:
     """The distillation teachers of the phases that ran, with their training records."""
-    return [
-        _source_record(p, getattr(config, p).distill_from, Path(getattr(config, p).distill_from).expanduser())
-        for p in PHASES if states[p] and getattr(config, p).distill_from
-    ]
+    return [_source_record(p, getattr(config, p).distill_from) for p in PHASES if states[p] and getattr(config, p).distill_from]
 
 
-def _source_record(phase: str, source: str, path: Path) -> dict:
+def _source_record(phase: str, source: str) -> dict:
     """Which model a phase used and, where its card says, how that model was trained."""
     record = {"phase": phase, "model": source}
     try:
-        record["training"] = read_card(path).get("training", {})
+        record["training"] = read_card(Path(source).expanduser()).get("training", {})
     except FerKerasError:
         pass  # a bare .keras file without a card: its cost is unknown
     return record
