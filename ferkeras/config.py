@@ -86,6 +86,10 @@ class PhaseConfig:
     # phase's result (phase 2) or a new model (phase 1): fine-tuning a finished
     # model, e.g. a weight soup, with another schedule or on other data
     init_from: str | None = None
+    # the phase's own seed (data order, augmentation, new weights); None uses the
+    # run's ``seed``. Set it to restart phase 2 with another draw on a copied phase 1
+    # (the run's ``seed`` cannot change once phase 1 has run)
+    seed: int | None = None
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import keras
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -192,3 +195,33 @@ def test_plateau_counter_survives_a_resume():
     plateau.on_epoch_end(0, {"val_macro_f1": 0.4})  # third epoch without improvement
     assert np.isclose(float(model.optimizer.learning_rate.numpy()), 0.05)
     assert state["plateau"] == {"wait": 0, "best": 0.5, "cooldown": 0}
+
+
+def test_phase2_seed_restarts_a_copied_phase1_with_another_draw(tiny, tmp_path):
+    runner = CliRunner()
+    base = ["train", "--preset", "smoke", "--data", str(tiny)]
+    first = tmp_path / "first"
+    assert runner.invoke(main, base + ["--output", str(first), "--phase", "1"]).exit_code == 0
+
+    def restart(name, *settings):
+        run = tmp_path / name
+        run.mkdir()
+        shutil.copytree(first / "phase1", run / "phase1")
+        shutil.copy(first / "config.yaml", run / "config.yaml")
+        args = base + ["--output", str(run), "--phase", "2"]
+        for setting in settings:
+            args += ["--set", setting]
+        result = runner.invoke(main, args)
+        return result, run
+
+    # the run's own seed is fixed once phase 1 has run; the phase's is not
+    refused, _ = restart("run_seed", "seed=7")
+    assert refused.exit_code != 0 and "other settings (seed differ)" in refused.output
+    weights = {}
+    for name, seed in (("a", 7), ("a_again", 7), ("b", 8)):
+        result, run = restart(name, f"phase2.seed={seed}")
+        assert result.exit_code == 0, result.output
+        weights[name] = keras.models.load_model(run / "model.keras").get_weights()
+    for x, y in zip(weights["a"], weights["a_again"]):
+        np.testing.assert_array_equal(x, y)
+    assert any(not np.array_equal(x, y) for x, y in zip(weights["a"], weights["b"]))

@@ -304,6 +304,9 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
     train, val = splits["train"], splits["val"]
     steps = max(len(train) // config.batch_size, 1)
     epoch_offset = (load_state(run_dir / "phase1") or {}).get("epoch", 0) if phase == "phase2" else 0
+    seed = config.seed if settings.seed is None else settings.seed
+    if settings.seed is not None:
+        keras.utils.set_random_seed(settings.seed)
     with strategy.scope():
         if state and (phase_dir / "last.keras").exists():
             model = keras.models.load_model(phase_dir / "last.keras")
@@ -326,7 +329,7 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
         weights = class_weights(train.class_counts(), config.class_weighting)
         train_ds = make_dataset(
             train, batch_size=config.batch_size, channels=config.data.channels, crop=config.data.crop,
-            training=True, augment=config.augment, class_weights=weights, seed=config.seed,
+            training=True, augment=config.augment, class_weights=weights, seed=seed,
             epoch_offset=state["epoch"] + epoch_offset, mixup=settings.mixup, cutmix=settings.cutmix,
             targets=distillation_targets(settings, train, phase_dir, phase),
         )
