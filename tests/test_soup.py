@@ -74,6 +74,12 @@ def test_soup_keeps_each_runs_curves_and_histories(two_runs, tmp_path):
     assert (target.parent / "training_curves_run_b.png").read_bytes() == b"png"
     # the phase 1 both runs share is kept once
     assert sorted(p.name for p in target.parent.glob("history_*phase1.csv")) == ["history_run_a_phase1.csv"]
+    # a soup of that soup passes its records on under their names
+    again = make_soup([target.parent, second], tmp_path / "soup_again")
+    assert sorted(p.name for p in again.parent.glob("history_*.csv")) == [
+        "history_run_a_phase1.csv", "history_run_a_phase2.csv", "history_run_b_phase2.csv",
+    ]
+    assert (again.parent / "training_curves_run_b.png").read_bytes() == b"png"
 
 
 def test_compute_counts_each_distinct_phase_record_once():

@@ -81,13 +81,15 @@ def _copy_training_records(runs: list[Path], output: Path) -> None:
     """Each run's curves and per-phase histories, named after the run.
 
     A history identical to one already copied (a phase 1 the runs share) is
-    copied once, under the first run's name.
+    copied once, under the first run's name. An ingredient that is itself a
+    soup (or a shipped model folder) passes on the records it holds, names kept.
     """
     copied: set[bytes] = set()
     for run in runs:
         folder = run if run.is_dir() else run.parent
         sources = [(folder / "training_curves.png", f"training_curves_{folder.name}.png")]
         sources += [(phase / "history.csv", f"history_{folder.name}_{phase.name}.csv") for phase in sorted(folder.glob("phase*"))]
+        sources += [(path, path.name) for path in sorted(folder.glob("training_curves_*.png")) + sorted(folder.glob("history_*.csv"))]
         for source, name in sources:
             if not source.is_file():
                 continue

@@ -304,9 +304,10 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
     train, val = splits["train"], splits["val"]
     steps = max(len(train) // config.batch_size, 1)
     epoch_offset = (load_state(run_dir / "phase1") or {}).get("epoch", 0) if phase == "phase2" else 0
-    seed = config.seed if settings.seed is None else settings.seed
+    seed = config.seed
     if settings.seed is not None:
-        keras.utils.set_random_seed(settings.seed)
+        seed = settings.seed
+        keras.utils.set_random_seed(seed)
     with strategy.scope():
         if state and (phase_dir / "last.keras").exists():
             model = keras.models.load_model(phase_dir / "last.keras")
