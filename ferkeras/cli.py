@@ -68,7 +68,10 @@ def main(verbose: bool) -> None:
 @click.option("--stem", type=click.Choice(["imagenet", "small", "small_pool"]))
 @click.option("--augment", type=float, help="Scale every augmentation strength (0 disables all).")
 @click.option("--class-weighting", type=click.Choice(["none", "inverse", "sqrt-inverse"]))
-@click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16"]))
+@click.option(
+    "--precision", type=click.Choice(["auto", "float32", "mixed_bfloat16"]),
+    help="auto (default): mixed_bfloat16 only on bfloat16 hardware (GPU >= 8.0, AVX512-BF16/AMX CPU).",
+)
 @click.option("--strategy", type=click.Choice(["default", "mirrored"]), help="mirrored: all visible GPUs.")
 @click.option("--seed", type=int)
 @click.option("--skip-bad", is_flag=True, default=None, help="Skip unreadable images and bad CSV rows (warn with counts).")

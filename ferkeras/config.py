@@ -111,7 +111,9 @@ class TrainConfig:
     label_smoothing: float = 0.1
     class_weighting: str = "sqrt-inverse"  # none | inverse | sqrt-inverse
     monitor: str = "val_macro_f1"  # val_macro_f1 | val_accuracy | val_loss
-    precision: str = "float32"  # float32 | mixed_bfloat16
+    # auto: mixed_bfloat16 where the hardware computes in bfloat16, else float32
+    # (ferkeras.training.precision); a resumed phase keeps its checkpoint's precision
+    precision: str = "auto"  # auto | float32 | mixed_bfloat16
     strategy: str = "default"  # default | mirrored
     seed: int = 1337
     output_dir: str = "runs/default"
@@ -136,6 +138,7 @@ PRESETS: dict[str, dict] = {
         "phase1": {"epochs": 1, "warmup_epochs": 0},
         "phase2": {"epochs": 1, "warmup_epochs": 0},
         "batch_size": 16,
+        "precision": "float32",  # the same numbers on every machine
         "output_dir": "runs/smoke",
     },
 }
@@ -241,7 +244,7 @@ def validate(config: TrainConfig) -> None:
         "model.stem": (config.model.stem, ("imagenet", "small", "small_pool")),
         "class_weighting": (config.class_weighting, ("none", "inverse", "sqrt-inverse")),
         "monitor": (config.monitor, ("val_macro_f1", "val_accuracy", "val_loss")),
-        "precision": (config.precision, ("float32", "mixed_bfloat16")),
+        "precision": (config.precision, ("auto", "float32", "mixed_bfloat16")),
         "strategy": (config.strategy, ("default", "mirrored")),
         "data.channels": (config.data.channels, (1, 3)),
     }

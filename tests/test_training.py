@@ -45,6 +45,7 @@ def test_phase1_phase2_evaluate_end_to_end(tiny, tmp_path):
     assert card["input"] == {**card["input"], "size": 28, "channels": 1}
     assert card["preprocessing"]["face_resize"] == 32 and card["preprocessing"]["center_crop"] == 28
     assert card["data"]["counts"]["train"]["happy"] == 16
+    assert card["training"]["precision"] == "float32" and "precision: float32" in result.output
 
     result = runner.invoke(main, common + ["--phase", "2"])
     assert result.exit_code == 0, result.output
@@ -82,6 +83,10 @@ def test_rerun_of_a_finished_phase_and_changed_settings(tiny, tmp_path):
     changed = runner.invoke(main, args + ["--stem", "small"])
     assert changed.exit_code != 0
     assert "other settings (model differ)" in changed.output
+    # precision only changes speed: a run may go on where another one is faster
+    other_precision = runner.invoke(main, args + ["--precision", "mixed_bfloat16"])
+    assert other_precision.exit_code == 0, other_precision.output
+    assert "precision: mixed_bfloat16" in other_precision.output
     phase2_first = runner.invoke(main, ["train", "--preset", "smoke", "--data", str(tiny), "--output", str(tmp_path / "other"), "--phase", "2"])
     assert phase2_first.exit_code != 0 and "needs a finished phase 1" in phase2_first.output
 
@@ -132,6 +137,7 @@ def test_sigkill_mid_training_resumes_without_losing_epochs(tiny, tmp_path):
     assert not list(run.rglob(".*.keras")), "temporary checkpoint left behind"
 
 
+@pytest.mark.slow  # 1.5-3.5 min on a 2-core AVX2 CPU: kept out of CI
 def test_mirrored_strategy_matches_single_device(tiny, tmp_path):
     script = textwrap.dedent(
         f"""
@@ -197,6 +203,7 @@ def test_plateau_counter_survives_a_resume():
     assert state["plateau"] == {"wait": 0, "best": 0.5, "cooldown": 0}
 
 
+@pytest.mark.slow  # 1.5-3.5 min on a 2-core AVX2 CPU: kept out of CI
 def test_phase2_seed_restarts_a_copied_phase1_with_another_draw(tiny, tmp_path):
     runner = CliRunner()
     base = ["train", "--preset", "smoke", "--data", str(tiny)]

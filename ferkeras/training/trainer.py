@@ -41,6 +41,7 @@ from ferkeras.training.averaging import averaged_epochs, average_snapshots, reca
 from ferkeras.training.callbacks import ResumablePlateau, RunCheckpoint, load_state, save_model_atomic
 from ferkeras.training.distillation import distillation_targets
 from ferkeras.training.phases import compile_for_phase
+from ferkeras.training.precision import native_bfloat16, resolve_precision
 
 log = logging.getLogger(__name__)
 PHASES = ("phase1", "phase2")
@@ -62,7 +63,9 @@ def _check_config(run_dir: Path, config: TrainConfig) -> None:
     current = config.to_dict()
     changed = []
     for key, value in current.items():
-        if key == "output_dir" or stored.get(key) == value:
+        # precision only changes speed (a resumed phase keeps its checkpoint's), so a
+        # run begun on bfloat16 hardware can go on elsewhere
+        if key in ("output_dir", "precision") or stored.get(key) == value:
             continue
         state = load_state(run_dir / key) if key in PHASES else None
         if key in PHASES and state is None:
@@ -118,6 +121,7 @@ def _hardware() -> dict:
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        "bfloat16_hardware": native_bfloat16(),
     }
 
 
@@ -177,6 +181,7 @@ def build_card(config: TrainConfig, splits: dict[str, Split], run_dir: Path, mod
             # with the starting model's and the teachers' training, where their cards say what it cost
             "compute_seconds": total_compute_seconds([lineage]),
             "hardware": _hardware(),
+            "precision": keras.mixed_precision.global_policy().name,
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
         },
@@ -381,7 +386,9 @@ def train(config: TrainConfig, phase: str = "all", restart: bool = False) -> Pat
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "config.yaml")
     keras.utils.set_random_seed(config.seed)
-    keras.mixed_precision.set_global_policy(config.precision)
+    precision = resolve_precision(config.precision, native_bfloat16())
+    keras.mixed_precision.set_global_policy(precision)
+    print(f"precision: {precision}" + (" (auto)" if config.precision == "auto" else ""), flush=True)
     splits = load_dataset(config.data.root, config.data.image_size, config.data.val_fraction, config.seed, config.data.skip_bad)
     print("data: " + ", ".join(f"{name} {len(s)}" for name, s in splits.items()), flush=True)
     strategy = _strategy(config)
