@@ -16,21 +16,20 @@ import tensorflow as tf
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 # /proc/cpuinfo flags of x86 CPUs that compute in bfloat16 (AVX512-BF16: Cooper Lake,
 # Zen 4 and later; AMX: Sapphire Rapids and later)
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
-    """The first CPU's feature flags; empty where ``cpuinfo`` is missing (macOS, Windows)."""
+    """The first x86 CPU's feature flags; empty where ``cpuinfo`` is missing (macOS, Windows)."""
     try:
         text = cpuinfo.read_text()
     except OSError:
         return set()
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
+        if key.strip() == "flags":
             return set(value.split())
     return set()
 

@@ -181,7 +181,8 @@ def build_card(config: TrainConfig, splits: dict[str, Split], run_dir: Path, mod
             # with the starting model's and the teachers' training, where their cards say what it cost
             "compute_seconds": total_compute_seconds([lineage]),
             "hardware": _hardware(),
-            "precision": keras.mixed_precision.global_policy().name,
+            # the phase result's own (a resumed phase keeps its checkpoint's precision)
+            "precision": next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)).dtype_policy.name,
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
         },
