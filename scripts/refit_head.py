@@ -82,7 +82,7 @@ def main() -> None:
 
     scored_features = features(to_model_input(scored.images, channels, crop))
     for name, probabilities in (
-        ("as shipped", model.predict(to_model_input(scored.images, channels, crop), batch_size=512, verbose=0)),
+        ("as shipped", np.asarray(head(scored_features))),  # the same backbone pass as the refit's
         ("head refitted", refit.predict(scored_features, batch_size=4096, verbose=0)),
     ):
         metrics = classification_metrics(scored.labels, probabilities)
