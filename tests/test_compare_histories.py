@@ -31,7 +31,7 @@ def test_compares_shared_epochs_and_window_means(tmp_path, capsys):
     compare_histories.main([str(running), str(finished), "--window", "2-3", "--window", "3-4"])
     lines = capsys.readouterr().out.splitlines()
 
-    assert "run_new" in lines[0] and "run_old" in lines[0]
+    assert "run_new/phase2" in lines[0] and "run_old/phase2" in lines[0]
     epochs = [line.split()[0] for line in lines[1:] if line.split()[0].isdigit()]
     assert epochs == ["1", "2", "3"]  # epoch 4 exists in one history only
     assert lines[2].split() == ["2", "62.00", "/", "0.520", "63.00", "/", "0.530"]
@@ -39,7 +39,7 @@ def test_compares_shared_epochs_and_window_means(tmp_path, capsys):
     assert mean_2_3.split()[2:] == ["63.00", "/", "0.530", "64.00", "/", "0.540"]
     mean_3_4 = next(line for line in lines if line.startswith("mean 3-4:"))
     assert "missing epochs" in mean_3_4 and "67.50 / 0.575" in mean_3_4
-    assert "run_old: 4 epochs, 101-104 s each" in lines[-1]
+    assert "run_old/phase2: 4 epochs, 101-104 s each" in lines[-1]
 
 
 def test_rejects_a_file_that_is_not_a_history(tmp_path):
