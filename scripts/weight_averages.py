@@ -19,7 +19,7 @@ from pathlib import Path
 import keras
 
 import ferkeras  # noqa: F401  (registers the custom layers)
-from ferkeras.card import read_card
+from ferkeras.card import card_path, read_card
 from ferkeras.config import load_config
 from ferkeras.data.augment import to_model_input
 from ferkeras.data.sources import load_split
@@ -28,27 +28,38 @@ from ferkeras.training.averaging import average_snapshots, recalibrate_batchnorm
 from ferkeras.training.trainer import float32_copy
 
 
-def main() -> None:
+def _preprocessing(run: Path) -> tuple[int, int, int]:
+    """Face size, centre crop and channels from the run's card; from its config.yaml before the card exists."""
+    if card_path(run).is_file():
+        card = read_card(run)
+        return card["preprocessing"]["face_resize"], card["preprocessing"]["center_crop"], card["input"]["channels"]
+    # a run still in training has written no card yet, but its config fixes the same three values
+    data = load_config(run / "config.yaml").data
+    return data.image_size, data.crop, data.channels
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/fer2013")
     parser.add_argument("--snapshots", type=Path, help="a phase folder with snapshots/epoch_NNN.weights.h5")
     parser.add_argument("--last", type=int, action="append", default=[], help="average the last N snapshots")
     parser.add_argument("--models", type=Path, nargs="+", default=[], help=".keras models to average")
-    parser.add_argument("--run", type=Path, help="the run (or model) folder whose card gives the preprocessing")
+    parser.add_argument(
+        "--run", type=Path,
+        help="the run (or model) folder whose card gives the preprocessing (its config.yaml while it has no card yet)",
+    )
     parser.add_argument(
         "--float32", action="store_true",
         help="also score each average as a float32 copy (as evaluate and every export run it); needs RUN/config.yaml",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not args.models and not (args.snapshots and args.last):
         parser.error("give --models, or --snapshots with --last")
 
     template = args.models[0] if args.models else args.snapshots / "last.keras"
     run = args.run or template.parent.parent  # a phase's files sit in RUN/phaseN/
-    card = read_card(run)
     config = load_config(run / "config.yaml") if args.float32 else None
-    size, crop = card["preprocessing"]["face_resize"], card["preprocessing"]["center_crop"]
-    channels = card["input"]["channels"]
+    size, crop, channels = _preprocessing(run)
     train = to_model_input(load_split(args.data, "train", size).images, channels, crop)
     val = load_split(args.data, "val", size)
     val_input = to_model_input(val.images, channels, crop)

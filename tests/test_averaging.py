@@ -1,6 +1,8 @@
 """Weight averaging: the mean of snapshots, BatchNorm re-estimation, and the trainer's use of both."""
 
+import importlib.util
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -10,6 +12,11 @@ from click.testing import CliRunner
 from ferkeras.cli import main
 from ferkeras.training.averaging import average_snapshots, recalibrate_batchnorm
 from synthetic import make_folder_dataset
+
+_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "weight_averages.py"
+_spec = importlib.util.spec_from_file_location("weight_averages", _SCRIPT)
+weight_averages = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(weight_averages)
 
 
 def _small_model() -> keras.Model:
@@ -58,7 +65,7 @@ def test_recalibration_sees_the_whole_spread_of_class_sorted_data():
     np.testing.assert_allclose(model.get_layer("bn").moving_variance.numpy(), data.var(axis=0), rtol=0.1)
 
 
-def test_a_phase_with_average_last_hands_on_the_average(tmp_path):
+def test_a_phase_with_average_last_hands_on_the_average(tmp_path, capsys):
     data = make_folder_dataset(tmp_path / "data", per_class=10, size=32)
     run = tmp_path / "run"
     runner = CliRunner()
@@ -77,6 +84,17 @@ def test_a_phase_with_average_last_hands_on_the_average(tmp_path):
     average = keras.models.load_model(phase1 / "average.keras", compile=False)
     for shipped, averaged in zip(keras.models.load_model(run / "model.keras").get_weights(), average.get_weights()):
         np.testing.assert_array_equal(shipped, averaged)
+
+    # scripts/weight_averages.py re-scores that average, given a run still in training (a config, no card yet)
+    in_training = tmp_path / "in_training"
+    in_training.mkdir()
+    (in_training / "config.yaml").write_bytes((run / "config.yaml").read_bytes())
+    weight_averages.main(["--snapshots", str(phase1), "--last", "2", "--run", str(in_training), "--data", str(data)])
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[2].startswith("| last 2 epochs, mean |")
+    # the same snapshots, re-estimation and val faces as the trainer's: the same scores
+    average_scores = f"{state['average']['val_accuracy'] * 100:.2f} % | {state['average']['val_macro_f1']:.4f}"
+    assert rows[3] == f"| last 2 epochs, BatchNorm re-estimated | {average_scores} |"
 
     # phase 2 starts from the average (with 0 epochs its model is that starting point)
     result = runner.invoke(main, common + ["--phase", "2", "--set", "phase2.epochs=0"])
