@@ -1,8 +1,6 @@
 """Weight averaging: the mean of snapshots, BatchNorm re-estimation, and the trainer's use of both."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -11,12 +9,10 @@ from click.testing import CliRunner
 
 from ferkeras.cli import main
 from ferkeras.training.averaging import average_snapshots, recalibrate_batchnorm
+from script_module import load_script
 from synthetic import make_folder_dataset
 
-_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "weight_averages.py"
-_spec = importlib.util.spec_from_file_location("weight_averages", _SCRIPT)
-weight_averages = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(weight_averages)
+weight_averages = load_script("weight_averages")
 
 
 def _small_model() -> keras.Model:

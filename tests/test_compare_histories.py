@@ -1,16 +1,11 @@
 """scripts/compare_histories.py on history.csv files written by the trainer's own writer."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from ferkeras.training.callbacks import write_history_csv
+from script_module import load_script
 
-_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_histories.py"
-_spec = importlib.util.spec_from_file_location("compare_histories", _SCRIPT)
-compare_histories = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(compare_histories)
+compare_histories = load_script("compare_histories")
 
 
 def _history(folder, accuracies, f1s):
