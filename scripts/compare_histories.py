@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{epoch:5d}  " + "  ".join(f"{cell:>28}" for cell in cells))
 
     windows = args.window or [(shared[0], shared[-1]), (max(shared[0], shared[-1] - 9), shared[-1])]
+    windows = list(dict.fromkeys(windows))  # with 10 shared epochs or fewer the two defaults coincide
     for first, last in windows:
         cells = []
         for history in histories:

@@ -36,6 +36,10 @@ def test_compares_shared_epochs_and_window_means(tmp_path, capsys):
     assert "missing epochs" in mean_3_4 and "67.50 / 0.575" in mean_3_4
     assert "run_old/phase2: 4 epochs, 101-104 s each" in lines[-1]
 
+    compare_histories.main([str(running), str(finished)])  # default windows: all shared epochs, the last 10
+    means = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("mean")]
+    assert means == [["mean", "1-3:", "62.00", "/", "0.520", "63.00", "/", "0.530"]]
+
 
 def test_rejects_a_file_that_is_not_a_history(tmp_path):
     other = tmp_path / "metrics.csv"
