@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from ferkeras.cli import main
+from ferkeras.models.resnet import batchnorm_layers
 from ferkeras.training.averaging import average_snapshots, recalibrate_batchnorm
 from script_module import load_script
 from synthetic import make_folder_dataset
@@ -137,3 +138,33 @@ def test_a_run_begun_before_newer_config_keys_still_resumes(tmp_path):
         (tmp_path / phase).mkdir()
         (tmp_path / phase / "state.json").write_text(json.dumps({"epoch": 1, "history": []}))
     _check_config(tmp_path, config)
+
+
+def test_average_batchnorm_average_keeps_the_snapshots_statistics(tmp_path):
+    data = make_folder_dataset(tmp_path / "data", per_class=6, size=32)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, [
+        "train", "--preset", "smoke", "--data", str(data), "--output", str(run), "--phase", "1",
+        "--set", "phase1.epochs=2", "--set", "phase1.patience=0", "--set", "phase1.average_last=2",
+        "--set", "phase1.average_batchnorm=average"])
+    assert result.exit_code == 0, result.output
+    phase1 = run / "phase1"
+    assert json.loads((phase1 / "state.json").read_text())["average"]["batchnorm"] == "average"
+    average = keras.models.load_model(phase1 / "average.keras", compile=False)
+    snapshots = []
+    for epoch in (1, 2):
+        average.load_weights(phase1 / "snapshots" / f"epoch_{epoch:03d}.weights.h5")
+        snapshots.append(average.get_weights())
+    average = keras.models.load_model(phase1 / "average.keras", compile=False)
+    # re-estimation would have replaced these layers' statistics with others
+    assert batchnorm_layers(average)
+    for got, first, second in zip(average.get_weights(), *snapshots):
+        np.testing.assert_allclose(got, (first.astype(np.float64) + second) / 2, rtol=1e-5, atol=1e-6)
+
+
+def test_average_batchnorm_rejects_an_unknown_choice():
+    from ferkeras.config import load_config, parse_override
+    from ferkeras.errors import FerKerasError
+
+    with pytest.raises(FerKerasError, match=r"phase2.average_batchnorm='recompute' is not one of reestimate, average"):
+        load_config(preset="smoke", overrides=[parse_override("phase2.average_batchnorm=recompute")])

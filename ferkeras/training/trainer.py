@@ -52,7 +52,7 @@ def _check_config(run_dir: Path, config: TrainConfig) -> None:
     """Refuse to continue a run with settings other than the ones it started with.
 
     Settings of a phase that has not started yet may still change, and so may a
-    started phase's ``average_last`` while none of the epochs it averages has run.
+    started phase's averaging settings while none of the epochs it averages has run.
     """
     stored_path = run_dir / "config.yaml"
     if not stored_path.exists():
@@ -80,9 +80,12 @@ def _check_config(run_dir: Path, config: TrainConfig) -> None:
         )
 
 
+AVERAGING_SETTINGS = ("average_last", "average_batchnorm")
+
+
 def _only_average_changed(stored: dict, current: dict, epochs_run: int) -> bool:
-    """True when only ``average_last`` differs and no epoch either setting averages has run."""
-    if {**stored, "average_last": current["average_last"]} != current:
+    """True when only averaging settings differ and no epoch either version averages has run."""
+    if {**stored, **{key: current[key] for key in AVERAGING_SETTINGS}} != current:
         return False
     firsts = [averaged_epochs(p["epochs"], p["average_last"]).start for p in (stored, current) if p["average_last"]]
     return all(epochs_run < first for first in firsts)
@@ -245,12 +248,14 @@ def _average_last_epochs(config: TrainConfig, settings, phase_dir: Path, state: 
     model = keras.models.load_model(phase_dir / "last.keras", compile=False)
     average_snapshots(model, snapshots)
     channels, crop = config.data.channels, config.data.crop
-    recalibrate_batchnorm(model, to_model_input(splits["train"].images, channels, crop))
+    if settings.average_batchnorm == "reestimate":
+        recalibrate_batchnorm(model, to_model_input(splits["train"].images, channels, crop))
     val = splits["val"]
     probabilities = model.predict(to_model_input(val.images, channels, crop), batch_size=256, verbose=0)
     metrics = classification_metrics(val.labels, probabilities)
     state["average"] = {
         "epochs": [epochs[0], epochs[-1]],
+        "batchnorm": settings.average_batchnorm,
         "val_accuracy": metrics["accuracy"],
         "val_macro_f1": metrics["macro_f1"],
     }
