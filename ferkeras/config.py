@@ -75,7 +75,7 @@ class PhaseConfig:
     average_last: int = 0
     # the averaged model's BatchNorm statistics: "reestimate" them on the training
     # faces (the SWA paper's way), or "average" the snapshots' own statistics with
-    # the weights (scored as well or better in 7 of 8 comparisons in docs/recipe.md)
+    # the weights (as well or better in 10 of 12 comparisons in docs/recipe.md)
     average_batchnorm: str = "reestimate"
     # >0: blend pairs of training faces and their labels, proportion ~ Beta(a, a);
     # with both set, each batch uses one of the two (ferkeras.data.mixing)
