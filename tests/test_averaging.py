@@ -103,18 +103,24 @@ def test_a_phase_with_average_last_hands_on_the_average(tmp_path, capsys):
     assert changed.exit_code != 0 and "phase1 differ" in changed.output
 
 
+@pytest.mark.parametrize("stored_settings, changed_settings", [
+    ([], ["phase1.average_last=2"]),
+    (["phase1.average_last=2"], ["phase1.average_last=2", "phase1.average_batchnorm=average"]),
+])
 @pytest.mark.parametrize("epochs_run, allowed", [(1, True), (2, False)])
-def test_average_last_may_change_until_an_epoch_it_averages_has_run(tmp_path, epochs_run, allowed):
+def test_averaging_settings_may_change_until_an_epoch_they_average_has_run(
+    tmp_path, stored_settings, changed_settings, epochs_run, allowed
+):
     from ferkeras.config import load_config, parse_override
     from ferkeras.errors import FerKerasError
     from ferkeras.training.trainer import _check_config
 
     base = ["phase1.epochs=3", "phase1.patience=0"]
-    stored = load_config(preset="smoke", overrides=[parse_override(item) for item in base])
+    stored = load_config(preset="smoke", overrides=[parse_override(item) for item in base + stored_settings])
     stored.save(tmp_path / "config.yaml")
     (tmp_path / "phase1").mkdir()
     (tmp_path / "phase1" / "state.json").write_text(json.dumps({"epoch": epochs_run, "history": []}))
-    current = load_config(preset="smoke", overrides=[parse_override(item) for item in base + ["phase1.average_last=2"]])
+    current = load_config(preset="smoke", overrides=[parse_override(item) for item in base + changed_settings])
     if allowed:
         _check_config(tmp_path, current)
     else:
@@ -131,7 +137,7 @@ def test_a_run_begun_before_newer_config_keys_still_resumes(tmp_path):
     config = load_config(preset="smoke")
     old = config.to_dict()
     for phase in ("phase1", "phase2"):
-        for key in ("average_last", "mixup", "cutmix"):
+        for key in ("average_last", "average_batchnorm", "mixup", "cutmix"):
             del old[phase][key]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
     for phase in ("phase1", "phase2"):
