@@ -156,11 +156,11 @@ def test_average_batchnorm_average_keeps_the_snapshots_statistics(tmp_path):
     assert result.exit_code == 0, result.output
     phase1 = run / "phase1"
     assert json.loads((phase1 / "state.json").read_text())["average"]["batchnorm"] == "average"
-    average = keras.models.load_model(phase1 / "average.keras", compile=False)
+    snapshot_model = keras.models.load_model(phase1 / "last.keras", compile=False)
     snapshots = []
     for epoch in (1, 2):
-        average.load_weights(phase1 / "snapshots" / f"epoch_{epoch:03d}.weights.h5")
-        snapshots.append(average.get_weights())
+        snapshot_model.load_weights(phase1 / "snapshots" / f"epoch_{epoch:03d}.weights.h5")
+        snapshots.append(snapshot_model.get_weights())
     average = keras.models.load_model(phase1 / "average.keras", compile=False)
     # re-estimation would have replaced these layers' statistics with others
     assert batchnorm_layers(average)
