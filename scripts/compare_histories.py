@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from pathlib import Path
 
 
@@ -30,7 +29,13 @@ def read_history(path: Path) -> dict[int, dict[str, float]]:
     needed = {"epoch", "seconds", "val_accuracy", "val_macro_f1"}
     if not rows or not needed <= set(rows[0]):
         raise SystemExit(f"error: {path} is not a ferkeras history.csv (needs columns {', '.join(sorted(needed))})")
-    return {int(row["epoch"]): {key: float(row[key]) for key in needed - {"epoch"}} for row in rows}
+    history = {}
+    for line, row in enumerate(rows, start=2):
+        try:
+            history[int(row["epoch"])] = {key: float(row[key]) for key in needed - {"epoch"}}
+        except (TypeError, ValueError):  # an empty cell, a cut-off line or text where a number belongs
+            raise SystemExit(f"error: {path}, line {line}: not a number in {', '.join(sorted(needed))}") from None
+    return history
 
 
 def parse_window(text: str) -> tuple[int, int]:
@@ -87,4 +92,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

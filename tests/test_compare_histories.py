@@ -48,3 +48,14 @@ def test_rejects_a_file_that_is_not_a_history(tmp_path):
         compare_histories.main([str(other)])
     with pytest.raises(SystemExit, match="cannot read history .*absent.csv"):
         compare_histories.main([str(tmp_path / "absent.csv")])
+
+
+def test_rejects_a_history_with_a_missing_value(tmp_path):
+    path = _history(tmp_path / "run", [0.60, 0.62], [0.50, 0.52])
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[2].split(",")
+    cells[header.index("val_accuracy")] = ""
+    path.write_text("\n".join([lines[0], lines[1], ",".join(cells)]) + "\n")
+    with pytest.raises(SystemExit, match=r"history.csv, line 3: not a number"):
+        compare_histories.main([str(path)])
