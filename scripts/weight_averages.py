@@ -28,13 +28,13 @@ from ferkeras.training.averaging import average_snapshots, recalibrate_batchnorm
 from ferkeras.training.trainer import float32_copy
 
 
-def _preprocessing(run: Path) -> tuple[int, int, int]:
+def _preprocessing(run: Path, config=None) -> tuple[int, int, int]:
     """Face size, centre crop and channels from the run's card; from its config.yaml before the card exists."""
     if card_path(run).is_file():
         card = read_card(run)
         return card["preprocessing"]["face_resize"], card["preprocessing"]["center_crop"], card["input"]["channels"]
     # a run still in training has written no card yet, but its config fixes the same three values
-    data = load_config(run / "config.yaml").data
+    data = (config or load_config(run / "config.yaml")).data
     return data.image_size, data.crop, data.channels
 
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     template = args.models[0] if args.models else args.snapshots / "last.keras"
     run = args.run or template.parent.parent  # a phase's files sit in RUN/phaseN/
     config = load_config(run / "config.yaml") if args.float32 else None
-    size, crop, channels = _preprocessing(run)
+    size, crop, channels = _preprocessing(run, config)
     train = to_model_input(load_split(args.data, "train", size).images, channels, crop)
     val = load_split(args.data, "val", size)
     val_input = to_model_input(val.images, channels, crop)
