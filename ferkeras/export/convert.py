@@ -26,6 +26,8 @@ TFLITE_NAMES = {
     "dynamic": "model_dynamic.tflite",
     "int8": "model_int8.tflite",
 }
+# TFLite op types an int8 model keeps in float (see _run_converter).
+INT8_FLOAT_OPS = ("MUL",)
 
 
 def _load_keras(path: Path):
@@ -68,8 +70,13 @@ def convert_tflite(
     quantization: str = "none",
     calibration: np.ndarray | None = None,
     output: Path | None = None,
+    float_ops: tuple[str, ...] = INT8_FLOAT_OPS,
 ) -> Path:
-    """Write a ``.tflite`` file; int8 needs ``calibration`` images (N, S, S, C) float32."""
+    """Write a ``.tflite`` file; int8 needs ``calibration`` images (N, S, S, C) float32.
+
+    ``float_ops`` are the TFLite op types (``MUL``, ``MEAN``, ...) an int8 model
+    leaves in float32.
+    """
     if quantization not in QUANTIZATIONS:
         raise FerKerasError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
     if quantization == "int8" and (calibration is None or not len(calibration)):
@@ -82,7 +89,7 @@ def convert_tflite(
     try:
         saved = export_saved_model(model_path, workdir / "saved_model")
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-        flatbuffer = _run_converter(converter, quantization, calibration)
+        flatbuffer = _run_converter(converter, quantization, calibration, float_ops)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     target = output or model_path.parent / TFLITE_NAMES[quantization]
@@ -91,7 +98,7 @@ def convert_tflite(
     return target
 
 
-def _run_converter(converter, quantization: str, calibration: np.ndarray | None) -> bytes:
+def _run_converter(converter, quantization: str, calibration: np.ndarray | None, float_ops: tuple[str, ...]) -> bytes:
     import tensorflow as tf
 
     if quantization != "none":
@@ -110,7 +117,7 @@ def _run_converter(converter, quantization: str, calibration: np.ndarray | None)
         # val accuracy when quantized per tensor (shipped model: 93 % top-1
         # agreement); kept in float they give 97.6 % agreement, -0.45 pp, at the
         # same latency (docs/benchmarks.md). Everything else is int8.
-        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["MUL"])
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops))
         try:
             with warnings.catch_warnings():
                 # The debugger builds a tf.lite.Interpreter internally, which warns
