@@ -78,6 +78,19 @@ def test_int8_conversion_does_not_warn_about_tf_lite_interpreter(tiny_model, tmp
         target = convert_tflite(tiny_model / "model.keras", "int8", calibration, output=tmp_path / "m.tflite")
     assert target.stat().st_size > 10_000
     assert not [w for w in caught if "tf.lite.Interpreter is deprecated" in str(w.message)]
+    # CBAM's products kept in float (the default) make another graph than all-int8
+    all_int8 = convert_tflite(tiny_model / "model.keras", "int8", calibration, output=tmp_path / "all.tflite", float_ops=())
+    assert all_int8.read_bytes() != target.read_bytes()
+
+
+def test_int8_float_ops_option(tiny_model):
+    runner = CliRunner()
+    bad = runner.invoke(main, ["convert", "--model", str(tiny_model), "--quantize", "int8", "--int8-float-ops", "MUL,not an op"])
+    assert bad.exit_code != 0 and "--int8-float-ops: NOT AN OP is not a TFLite op type" in bad.output
+    result = runner.invoke(main, ["convert", "--model", str(tiny_model), "--quantize", "int8", "--int8-float-ops", "mul, mean",
+                                  "--parity-samples", "30", "--calibration-samples", "16"])
+    assert result.exit_code == 0, result.output
+    assert _card(tiny_model)["artifacts"]["tflite_int8"]["float_ops"] == ["MUL", "MEAN"]
 
 
 def test_predictor_bad_files(tiny_model, tmp_path):

@@ -8,6 +8,7 @@ order; int8 models keep float32 input and output and quantize inside.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -28,6 +29,15 @@ TFLITE_NAMES = {
 }
 # TFLite op types an int8 model keeps in float (see _run_converter).
 INT8_FLOAT_OPS = ("MUL",)
+
+
+def parse_float_ops(text: str) -> tuple[str, ...]:
+    """``"MUL,MEAN"`` -> ``("MUL", "MEAN")``; TFLite op types are upper-case names."""
+    ops = tuple(op.strip().upper() for op in text.split(",") if op.strip())
+    bad = [op for op in ops if not re.fullmatch(r"[A-Z][A-Z0-9_]*", op)]
+    if bad:
+        raise FerKerasError(f"--int8-float-ops: {', '.join(bad)} is not a TFLite op type (e.g. MUL, MEAN, ADD)")
+    return ops
 
 
 def _load_keras(path: Path):

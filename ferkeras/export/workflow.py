@@ -9,7 +9,7 @@ import numpy as np
 from ferkeras.card import read_card
 from ferkeras.data.sources import load_split
 from ferkeras.errors import FerKerasError
-from ferkeras.export.convert import convert_onnx, convert_tflite, export_saved_model
+from ferkeras.export.convert import INT8_FLOAT_OPS, convert_onnx, convert_tflite, export_saved_model
 from ferkeras.export.parity import parity, record_artifact
 from ferkeras.inference.predictor import Predictor, resolve_model
 
@@ -32,6 +32,7 @@ def run_conversions(
     parity_split: str = "val",
     parity_samples: int = 0,
     calibration_samples: int = 500,
+    float_ops: tuple[str, ...] = INT8_FLOAT_OPS,
 ) -> dict:
     """Convert ``model`` to each requested format; returns {artifact key: parity}."""
     model_path = resolve_model(model, prefer=("model.keras",))
@@ -49,7 +50,14 @@ def run_conversions(
         pick = np.random.default_rng(0).choice(len(train), min(calibration_samples, len(train)), replace=False)
         calibration = reference.prepare(train.images[pick])
 
-    jobs = [(f"tflite_{q}", lambda q=q: convert_tflite(model_path, q, calibration), {"format": "tflite", "quantization": q}) for q in quantizations]
+    jobs = [
+        (
+            f"tflite_{q}",
+            lambda q=q: convert_tflite(model_path, q, calibration, float_ops=float_ops),
+            {"format": "tflite", "quantization": q, **({"float_ops": list(float_ops)} if q == "int8" else {})},
+        )
+        for q in quantizations
+    ]
     if onnx:
         jobs.append(("onnx", lambda: convert_onnx(model_path), {"format": "onnx"}))
     if saved_model:
