@@ -8,6 +8,7 @@ the same face crops and return probabilities in the card's class order.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -85,14 +86,30 @@ class _KerasBackend:
 class _LiteRTBackend:
     def __init__(self, path: Path, threads: int | None):
         try:
-            from ai_edge_litert.interpreter import Interpreter
+            from ai_edge_litert.interpreter import Interpreter, OpResolverType
         except ImportError:
             raise FerKerasError("running .tflite models needs ai-edge-litert: pip install ai-edge-litert") from None
+        self.xnnpack = True
         try:
             self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise FerKerasError(f"cannot load TFLite model {path}: {str(exc).splitlines()[0]}") from None
+            message = str(exc).splitlines()[0]
+            if "XNNPACK" not in message:
+                raise FerKerasError(f"cannot load TFLite model {path}: {message}") from None
+            # XNNPACK refuses some int8 graphs (a small-stem model with float
+            # CBAM products, ai-edge-litert 2.3 on an AMX CPU); the built-in
+            # kernels still run them, about 8x slower.
+            try:
+                self.interpreter = Interpreter(
+                    model_path=str(path), num_threads=threads,
+                    experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                )
+                self.interpreter.allocate_tensors()
+            except (ValueError, RuntimeError) as retry:
+                raise FerKerasError(f"cannot load TFLite model {path}: {str(retry).splitlines()[0]}") from None
+            self.xnnpack = False
+            print(f"{path}: XNNPACK cannot run this model ({message}); using the slower built-in kernels", file=sys.stderr)
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self._batch = int(self.input["shape"][0])
