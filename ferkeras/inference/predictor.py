@@ -89,7 +89,6 @@ class _LiteRTBackend:
             from ai_edge_litert.interpreter import Interpreter, OpResolverType
         except ImportError:
             raise FerKerasError("running .tflite models needs ai-edge-litert: pip install ai-edge-litert") from None
-        self.xnnpack = True
         try:
             self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
             self.interpreter.allocate_tensors()
@@ -108,7 +107,6 @@ class _LiteRTBackend:
                 self.interpreter.allocate_tensors()
             except (ValueError, RuntimeError) as retry:
                 raise FerKerasError(f"cannot load TFLite model {path}: {str(retry).splitlines()[0]}") from None
-            self.xnnpack = False
             print(f"{path}: XNNPACK cannot run this model ({message}); using the slower built-in kernels", file=sys.stderr)
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
