@@ -27,7 +27,10 @@ TFLITE_NAMES = {
     "dynamic": "model_dynamic.tflite",
     "int8": "model_int8.tflite",
 }
-# TFLite op types an int8 model keeps in float (see _run_converter).
+# TFLite op types an int8 model keeps in float. CBAM's attention products
+# (features x sigmoid weights) lose 1.6 pp of val accuracy when quantized per
+# tensor (shipped model: 93 % top-1 agreement); kept in float they give 97.6 %
+# agreement, -0.45 pp, at the same latency (docs/benchmarks.md).
 INT8_FLOAT_OPS = ("MUL",)
 
 
@@ -123,10 +126,6 @@ def _run_converter(converter, quantization: str, calibration: np.ndarray | None,
                 yield [samples[i : i + 1]]
 
         converter.representative_dataset = representative
-        # CBAM's attention products (features x sigmoid weights) lose 1.6 pp of
-        # val accuracy when quantized per tensor (shipped model: 93 % top-1
-        # agreement); kept in float they give 97.6 % agreement, -0.45 pp, at the
-        # same latency (docs/benchmarks.md). Everything else is int8.
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops))
         try:
             with warnings.catch_warnings():

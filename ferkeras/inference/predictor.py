@@ -89,25 +89,25 @@ class _LiteRTBackend:
             from ai_edge_litert.interpreter import Interpreter, OpResolverType
         except ImportError:
             raise FerKerasError("running .tflite models needs ai-edge-litert: pip install ai-edge-litert") from None
-        try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
-            self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            message = str(exc).splitlines()[0]
-            if "XNNPACK" not in message:
-                raise FerKerasError(f"cannot load TFLite model {path}: {message}") from None
-            # XNNPACK refuses some int8 graphs (a small-stem model with float
-            # CBAM products, ai-edge-litert 2.3 on an AMX CPU); the built-in
-            # kernels still run them, about 8x slower.
+        def open_interpreter(**options):
             try:
-                self.interpreter = Interpreter(
-                    model_path=str(path), num_threads=threads,
-                    experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-                )
-                self.interpreter.allocate_tensors()
-            except (ValueError, RuntimeError) as retry:
-                raise FerKerasError(f"cannot load TFLite model {path}: {str(retry).splitlines()[0]}") from None
-            print(f"{path}: XNNPACK cannot run this model ({message}); using the slower built-in kernels", file=sys.stderr)
+                interpreter = Interpreter(model_path=str(path), num_threads=threads, **options)
+                interpreter.allocate_tensors()
+                return interpreter
+            except (ValueError, RuntimeError) as exc:
+                raise FerKerasError(f"cannot load TFLite model {path}: {str(exc).splitlines()[0]}") from None
+
+        try:
+            self.interpreter = open_interpreter()
+        except FerKerasError as exc:
+            if "XNNPACK" not in str(exc):
+                raise
+            # XNNPACK refuses some int8 graphs (a small-stem model, ai-edge-litert
+            # 1.4-2.3 on an AMX CPU: docs/benchmarks.md); the built-in kernels
+            # still run them, several times slower.
+            self.interpreter = open_interpreter(experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+            reason = str(exc).removeprefix(f"cannot load TFLite model {path}: ")
+            print(f"{path}: XNNPACK cannot run this model ({reason}); using the slower built-in kernels", file=sys.stderr)
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self._batch = int(self.input["shape"][0])
