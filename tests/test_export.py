@@ -1,6 +1,7 @@
 """Conversion to TFLite/ONNX/SavedModel, parity, the Predictor, and bad inputs."""
 
 import json
+import shutil
 import warnings
 
 import numpy as np
@@ -10,7 +11,8 @@ from click.testing import CliRunner
 from ferkeras.cli import main
 from ferkeras.data import load_split
 from ferkeras.errors import FerKerasError
-from ferkeras.export.convert import convert_tflite
+from ferkeras.card import write_card
+from ferkeras.export.convert import convert_tflite, float_layers, layer_name, xnnpack_refused_layers
 from ferkeras.inference.predictor import Predictor
 
 
@@ -91,6 +93,54 @@ def test_int8_float_ops_option(tiny_model):
                                   "--parity-samples", "30", "--calibration-samples", "16"])
     assert result.exit_code == 0, result.output
     assert _card(tiny_model)["artifacts"]["tflite_int8"]["float_ops"] == ["MUL", "MEAN"]
+
+
+def _narrow_unit_model(folder):
+    """A 2x2-pixel model whose dense unit sees pixels 0-255 but outputs only 0-0.004 on its faces."""
+    import keras
+
+    pixels = keras.Input((2, 2, 1))
+    narrow = keras.layers.Dense(1, activation="relu", name="narrow")(keras.layers.Flatten()(pixels))
+    outputs = keras.layers.Dense(7, activation="softmax", name="head")(narrow)
+    model = keras.Model(pixels, outputs)
+    model.get_layer("narrow").set_weights([np.array([[1.0], [-1.0], [0.0], [0.0]], np.float32), np.zeros(1, np.float32)])
+    model.get_layer("head").set_weights([np.linspace(-300, 300, 7, dtype=np.float32)[None], np.zeros(7, np.float32)])
+    folder.mkdir()
+    model.save(folder / "model.keras")
+    write_card(folder / "model.keras", {"class_names": [str(i) for i in range(7)], "input": {"size": 2, "channels": 1}})
+    rng = np.random.default_rng(0)
+    faces = rng.uniform(0, 255, (64, 2, 2, 1)).astype(np.float32)
+    faces[:, 0, 1, 0] = faces[:, 0, 0, 0] - rng.uniform(0, 0.004, 64)  # pixel 1 trails pixel 0 by < 0.004
+    return model, faces
+
+
+def test_int8_keeps_layers_xnnpack_cannot_requantize_in_float(tmp_path, capsys):
+    import tensorflow as tf
+
+    model, faces = _narrow_unit_model(tmp_path / "narrow")
+    # The plain int8 conversion: the narrow unit's requantization scale is ~400, XNNPACK refuses the model
+    model.export(str(tmp_path / "sm"), format="tf_saved_model", verbose=False)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "sm"))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([face[None]] for face in faces)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "model_int8.tflite").write_bytes(plain := converter.convert())
+    shutil.copy(tmp_path / "narrow" / "model_card.json", tmp_path / "plain")
+    assert [layer_name(name) for name in xnnpack_refused_layers(plain)] == ["narrow"]
+    # Predictor falls back to the built-in kernels, and says so
+    fallback = Predictor.load(tmp_path / "plain" / "model_int8.tflite")
+    assert "XNNPACK cannot run this model" in capsys.readouterr().err
+    np.testing.assert_allclose(fallback.predict_prepared(faces).sum(1), 1, atol=0.02)  # int8 softmax steps of 1/256
+    # (Both int8 models lose the 0.004 difference when they quantize the input: this toy checks which kernels run.)
+
+    target = convert_tflite(tmp_path / "narrow" / "model.keras", "int8", faces)
+    assert "kept in float32, as XNNPACK refuses their requantization scale (>= 256): narrow" in capsys.readouterr().err
+    flatbuffer = target.read_bytes()
+    assert xnnpack_refused_layers(flatbuffer) == [] and float_layers(flatbuffer) == ["narrow"]
+    probabilities = Predictor.load(target).predict_prepared(faces)
+    assert "XNNPACK" not in capsys.readouterr().err  # no fallback: XNNPACK runs it
+    assert probabilities.shape == (64, 7)
+    np.testing.assert_allclose(probabilities.sum(1), 1, atol=0.02)
 
 
 def test_predictor_bad_files(tiny_model, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -32,6 +33,14 @@ TFLITE_NAMES = {
 # tensor (shipped model: 93 % top-1 agreement); kept in float they give 97.6 %
 # agreement, -0.45 pp, at the same latency (docs/benchmarks.md).
 INT8_FLOAT_OPS = ("MUL",)
+# XNNPACK, the CPU kernels LiteRT runs by default, refuses an int8 convolution or
+# fully connected layer whose requantization scale (input scale x weight scale /
+# output scale) is 256 or more, and with it the whole model (XNNPACK's
+# convolution-nhwc.c and fully-connected-nc.c). A CBAM channel-MLP unit whose
+# ReLU barely fires on the calibration faces gets such a tiny output scale
+# (2.3e4 in one small-stem model); such layers are kept in float32.
+XNNPACK_MAX_REQUANTIZATION_SCALE = 256.0
+_WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
 def parse_float_ops(text: str) -> tuple[str, ...]:
@@ -41,6 +50,39 @@ def parse_float_ops(text: str) -> tuple[str, ...]:
     if bad:
         raise FerKerasError(f"--int8-float-ops: {', '.join(bad)} is not a TFLite op type (e.g. MUL, MEAN, ADD)")
     return ops
+
+
+def _weighted_layers(flatbuffer: bytes):
+    """(output tensor name, input, weight and output scales) of each conv / dense op."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    # Reading tensors needs no allocation, so XNNPACK never sees the graph here.
+    interpreter = Interpreter(model_content=flatbuffer, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    for op in interpreter._get_ops_details():  # LiteRT has no public op listing
+        if op["op_name"] in _WEIGHTED_OPS:
+            x, w, y = (tensors[op["inputs"][0]], tensors[op["inputs"][1]], tensors[op["outputs"][0]])
+            yield y["name"], *(t["quantization_parameters"]["scales"] for t in (x, w, y))
+
+
+def xnnpack_refused_layers(flatbuffer: bytes) -> list[str]:
+    """Output tensor names of the int8 layers whose requantization scale XNNPACK refuses."""
+    return [
+        name
+        for name, x, w, y in _weighted_layers(flatbuffer)
+        if len(x) and len(w) and len(y) and float(np.max(x[0] * w / y[0])) >= XNNPACK_MAX_REQUANTIZATION_SCALE
+    ]
+
+
+def float_layers(flatbuffer: bytes) -> list[str]:
+    """Keras names of the conv / dense layers an int8 model computes in float32."""
+    return [layer_name(name) for name, x, w, y in _weighted_layers(flatbuffer) if not len(w)]
+
+
+def layer_name(tensor_name: str) -> str:
+    """``model_1/block_1/block_fc1_3/MatMul;...`` -> ``block_fc1``, the Keras layer's name."""
+    scopes = tensor_name.split(";")[0].split("/")
+    return re.sub(r"_\d+$", "", scopes[-2] if len(scopes) > 1 else scopes[0])
 
 
 def _load_keras(path: Path):
@@ -126,16 +168,27 @@ def _run_converter(converter, quantization: str, calibration: np.ndarray | None,
                 yield [samples[i : i + 1]]
 
         converter.representative_dataset = representative
-        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops))
+        def options(float_nodes):
+            return tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops), denylisted_nodes=float_nodes or None)
+
         try:
             with warnings.catch_warnings():
                 # The debugger builds a tf.lite.Interpreter internally, which warns
                 # that users should move to ai-edge-litert; ours already run there.
                 warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated")
                 debugger = tf.lite.experimental.QuantizationDebugger(
-                    converter=converter, debug_dataset=representative, debug_options=options
+                    converter=converter, debug_dataset=representative, debug_options=options([])
                 )
-                return debugger.get_nondebug_quantized_model()
+                quantized = debugger.get_nondebug_quantized_model()
+                float_nodes: list[str] = []
+                while refused := [n for n in xnnpack_refused_layers(quantized) if n not in float_nodes]:
+                    float_nodes += refused
+                    debugger.options = options(float_nodes)  # requantizes the calibrated model, no new calibration
+                    quantized = debugger.get_nondebug_quantized_model()
+            if float_nodes:
+                names = ", ".join(layer_name(n) for n in float_nodes)
+                print(f"int8: kept in float32, as XNNPACK refuses their requantization scale (>= 256): {names}", file=sys.stderr)
+            return quantized
         except Exception as exc:  # the converter raises many types
             raise FerKerasError(f"TFLite int8 conversion failed: {str(exc).splitlines()[0]}") from None
     try:

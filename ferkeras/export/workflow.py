@@ -9,7 +9,7 @@ import numpy as np
 from ferkeras.card import read_card
 from ferkeras.data.sources import load_split
 from ferkeras.errors import FerKerasError
-from ferkeras.export.convert import INT8_FLOAT_OPS, convert_onnx, convert_tflite, export_saved_model
+from ferkeras.export.convert import INT8_FLOAT_OPS, convert_onnx, convert_tflite, export_saved_model, float_layers
 from ferkeras.export.parity import parity, record_artifact
 from ferkeras.inference.predictor import Predictor, resolve_model
 
@@ -65,6 +65,8 @@ def run_conversions(
     results = {}
     for key, job, details in jobs:
         artifact = job()
+        if key == "tflite_int8":
+            details = {**details, "float_layers": float_layers(artifact.read_bytes())}
         check = parity(reference, Predictor.load(artifact), faces)
         record_artifact(model_path, artifact, key, {**details, "parity": {"split": parity_split, "data": str(root), **check}})
         results[key] = check

@@ -93,6 +93,11 @@ class _LiteRTBackend:
             try:
                 interpreter = Interpreter(model_path=str(path), num_threads=threads, **options)
                 interpreter.allocate_tensors()
+                # XNNPACK builds its runtime at allocation, or at the first run
+                # when the graph has dynamic shapes: run once so a refusal shows here.
+                source = interpreter.get_input_details()[0]
+                interpreter.set_tensor(source["index"], np.zeros(source["shape"], source["dtype"]))
+                interpreter.invoke()
                 return interpreter
             except (ValueError, RuntimeError) as exc:
                 raise FerKerasError(f"cannot load TFLite model {path}: {str(exc).splitlines()[0]}") from None
@@ -102,9 +107,9 @@ class _LiteRTBackend:
         except FerKerasError as exc:
             if "XNNPACK" not in str(exc):
                 raise
-            # XNNPACK refuses some int8 graphs (a small-stem model, ai-edge-litert
-            # 1.4-2.3 on an AMX CPU: docs/benchmarks.md); the built-in kernels
-            # still run them, several times slower.
+            # XNNPACK refuses an int8 layer whose requantization scale is >= 256
+            # (ferkeras convert keeps such layers in float; other converters may
+            # not); the built-in kernels still run the model, several times slower.
             self.interpreter = open_interpreter(experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
             reason = str(exc).removeprefix(f"cannot load TFLite model {path}: ")
             print(f"{path}: XNNPACK cannot run this model ({reason}); using the slower built-in kernels", file=sys.stderr)
