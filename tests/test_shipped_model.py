@@ -1,4 +1,4 @@
-"""The shipped model: its files and card (fast), and its numbers on FER2013 val (slow)."""
+"""The shipped models: their files and cards (fast), and their numbers on FER2013 val (slow)."""
 
 import json
 
@@ -9,24 +9,35 @@ from conftest import REPO, SHARED
 from ferkeras.inference.predictor import Predictor
 from ferkeras.inference.recognizer import Recognizer
 
-SHIPPED = REPO / "saved_models" / "fer2013_resnet18_cbam"
+SAVED_MODELS = REPO / "saved_models"
+SHIPPED = SAVED_MODELS / "fer2013_resnet18_cbam"
+SHIPPED_FOLDERS = sorted(card.parent for card in SAVED_MODELS.glob("*/model_card.json"))
 pytestmark = pytest.mark.skipif(not (SHIPPED / "model_card.json").exists(), reason="no shipped model yet")
+each_shipped_model = pytest.mark.parametrize("folder", SHIPPED_FOLDERS, ids=[f.name for f in SHIPPED_FOLDERS])
 
 
-def _card():
-    return json.loads((SHIPPED / "model_card.json").read_text())
+def _card(folder):
+    return json.loads((folder / "model_card.json").read_text())
 
 
-def test_shipped_files_and_card():
-    card = _card()
-    total = sum(f.stat().st_size for f in SHIPPED.rglob("*") if f.is_file())
+def test_everything_shipped_fits_in_60_mb():
+    total = sum(f.stat().st_size for f in SAVED_MODELS.rglob("*") if f.is_file())
     assert total < 60e6
-    assert not list(SHIPPED.rglob("last.keras")) and not list(SHIPPED.rglob("best.keras"))
+    assert not list(SAVED_MODELS.rglob("last.keras")) and not list(SAVED_MODELS.rglob("best.keras"))
+
+
+@each_shipped_model
+def test_shipped_files_and_card(folder):
+    card = _card(folder)
     assert card["class_names"] == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
-    for key in ("tflite_int8", "tflite_float16", "onnx"):
+    # the default model ships every export; a second one may leave ONNX out to keep the folder small
+    exports = ("tflite_int8", "tflite_float16", "onnx") if folder == SHIPPED else ("tflite_int8", "tflite_float16")
+    for key in exports:
         entry = card["artifacts"][key]
-        assert (SHIPPED / entry["file"]).exists()
+        assert (folder / entry["file"]).exists()
         assert entry["parity"]["top1_agreement"] >= (0.97 if key == "tflite_int8" else 0.99)
+    for key, entry in card["artifacts"].items():
+        assert (folder / entry["file"]).exists(), f"{folder.name}: the card lists {key} but {entry['file']} is missing"
     assert card["training"]["compute_seconds"] > 0 and card["data"]["sha256"]["train"]
 
 
@@ -44,12 +55,13 @@ def test_default_recognizer_runs_the_shipped_tflite(sample_clip):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "fer2013" / "val").is_dir(), reason="FER2013 not available")
-def test_evaluate_reproduces_the_card(tmp_path):
+@each_shipped_model
+def test_evaluate_reproduces_the_card(folder, tmp_path):
     from ferkeras.evaluation.report import evaluate
 
-    card = _card()
-    results = evaluate(SHIPPED, SHARED / "fer2013", "val", output=tmp_path)
+    card = _card(folder)
+    results = evaluate(folder, SHARED / "fer2013", "val", output=tmp_path)
     assert results["none"]["accuracy"] == pytest.approx(card["metrics"]["val"]["none"]["accuracy"], abs=1e-4)
     assert results["none"]["macro_f1"] == pytest.approx(card["metrics"]["val"]["none"]["macro_f1"], abs=1e-4)
-    int8 = Predictor.load(SHIPPED / "model_int8.tflite")
+    int8 = Predictor.load(folder / "model_int8.tflite")
     assert int8.predict(np.zeros((1, 48, 48), np.uint8)).shape == (1, 7)
