@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,27 @@ def test_bad_override_syntax_and_missing_file(tmp_path):
 
 def test_to_dict_is_plain():
     assert TrainConfig().to_dict()["phase1"]["trainable"] == "attention_and_head"
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def test_the_small_stem_recipe_changes_only_what_its_header_says():
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    shipped = _flatten(load_config(configs / "fer2013_resnet18_cbam.yaml").to_dict())
+    small = _flatten(load_config(configs / "fer2013_resnet18_cbam_small.yaml").to_dict())
+    changed = {key: small[key] for key in shipped if small[key] != shipped[key]}
+    assert changed == {
+        "model.stem": "small",
+        "phase2.average_batchnorm": "average",
+        "phase2.distill_from": "saved_models/fer2013_resnet18_cbam",
+        "output_dir": "~/.cache/ferkeras/runs/fer2013_resnet18_cbam_small_stem",
+    }
+    assert small["phase2.distill_weight"] == 0.5
