@@ -1,6 +1,6 @@
 """End-to-end ``cam`` benchmarks: FPS by stage, a fer-style baseline, label stability, memory.
 
-    python scripts/bench_cam.py --model saved_models/fer2013_resnet18_cbam/model_int8.tflite
+    python scripts/bench_cam.py --model saved_models/fer2013_resnet18_cbam_small/model_int8.tflite
 
 1. FPS (decode -> detect -> crop -> classify -> smooth -> draw -> encode) on a
    640x480 clip with one face and one with several faces, both cut from the
@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from ferkeras.inference.faces import HaarDetector, make_detector
-from ferkeras.inference.predictor import Predictor
+from ferkeras.inference.predictor import SHIPPED_MODEL, Predictor
 from ferkeras.inference.recognizer import Recognizer
 from ferkeras.inference.runner import run
 from ferkeras.inference.smoothing import Smoother, Track
@@ -134,7 +134,7 @@ def rss_mb() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(REPO / "saved_models/fer2013_resnet18_cbam/model_int8.tflite"))
+    parser.add_argument("--model", default=str(REPO / SHIPPED_MODEL / "model_int8.tflite"))
     parser.add_argument("--clip", default=str(REPO / "samples/stage_and_audience.mp4"))
     parser.add_argument("--alpha", type=float, default=0.2)
     parser.add_argument("--window", type=int, default=10)

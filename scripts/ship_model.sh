@@ -4,6 +4,7 @@
 # TFLite/ONNX with parity, and bench. Whatever NAME held before is replaced.
 #
 #   bash scripts/ship_model.sh ~/.cache/ferkeras/runs/fer2013_resnet18_cbam fer2013_resnet18_cbam ../shared/fer2013
+#   INT8_FLOAT_OPS=MUL,ADD,... picks the op types the int8 export keeps in float (convert --int8-float-ops)
 set -euo pipefail
 run=${1:?run folder}
 name=${2:-fer2013_resnet18_cbam}
@@ -21,5 +22,5 @@ for phase in phase1 phase2; do
   if [ -f "$run/$phase/history.csv" ]; then cp "$run/$phase/history.csv" "$out/history_$phase.csv"; fi
 done
 ferkeras evaluate --model "$out" --data "$data" --split val --tta flip --tta tencrop --update-card --output "$out/eval_val"
-ferkeras convert --model "$out" --data "$data" --tflite --quantize float16 --quantize int8 --onnx
+ferkeras convert --model "$out" --data "$data" --tflite --quantize float16 --quantize int8 --onnx ${INT8_FLOAT_OPS:+--int8-float-ops "$INT8_FLOAT_OPS"}
 ferkeras bench "$out" --data "$data" --split val --threads 1 --json "$out/bench.json" | tee "$out/bench.md"

@@ -5,11 +5,12 @@ import pytest
 
 from conftest import REPO, SHARED
 from ferkeras.card import read_card
-from ferkeras.inference.predictor import Predictor
+from ferkeras.config import load_config
+from ferkeras.inference.predictor import SHIPPED_MODEL, Predictor
 from ferkeras.inference.recognizer import Recognizer
 
 SAVED_MODELS = REPO / "saved_models"
-SHIPPED = SAVED_MODELS / "fer2013_resnet18_cbam"
+SHIPPED = REPO / SHIPPED_MODEL
 SHIPPED_FOLDERS = sorted(card.parent for card in SAVED_MODELS.glob("*/model_card.json"))
 pytestmark = pytest.mark.skipif(not (SHIPPED / "model_card.json").exists(), reason="no shipped model yet")
 each_shipped_model = pytest.mark.parametrize("folder", SHIPPED_FOLDERS, ids=[f.name for f in SHIPPED_FOLDERS])
@@ -28,10 +29,25 @@ def test_shipped_files_and_card(folder):
     # the default model ships every export; a second one may leave ONNX out to keep the folder small
     exports = ("tflite_int8", "tflite_float16", "onnx") if folder == SHIPPED else ("tflite_int8", "tflite_float16")
     for key in exports:
-        assert card["artifacts"][key]["parity"]["top1_agreement"] >= (0.97 if key == "tflite_int8" else 0.99)
+        parity = card["artifacts"][key]["parity"]
+        if key == "tflite_int8":
+            # issue 5's bar is val accuracy within 0.5 pp of Keras; agreement is lower for
+            # the small stem (95 %) than for the soup (98 %), as flips go both ways
+            assert parity["accuracy_difference_pp"] >= -0.5 and parity["top1_agreement"] >= 0.94
+        else:
+            assert parity["top1_agreement"] >= 0.99
     for key, entry in card["artifacts"].items():
         assert (folder / entry["file"]).exists(), f"{folder.name}: the card lists {key} but {entry['file']} is missing"
     assert card["training"]["compute_seconds"] > 0 and card["data"]["sha256"]["train"]
+
+
+def test_the_default_model_was_trained_with_its_config_file():
+    # the README reproduces the default model with configs/<its folder name>.yaml
+    expected = load_config(REPO / "configs" / f"{SHIPPED.name}.yaml").to_dict()
+    trained = read_card(SHIPPED)["training"]["config"]
+    for settings in (expected, trained):
+        settings.pop("output_dir")
+    assert trained == expected
 
 
 def test_default_recognizer_runs_the_shipped_tflite(sample_clip):

@@ -37,8 +37,9 @@ def resolve_model_file(path: str | Path, prefer: tuple[str, ...] = FOLDER_PREFER
     return path
 
 
-#: The shipped model, relative to a source checkout.
-SHIPPED_MODEL = Path("saved_models") / "fer2013_resnet18_cbam"
+#: The default shipped model, relative to a source checkout. saved_models/ also
+#: holds fer2013_resnet18_cbam, a quarter of the compute for slower CPUs.
+SHIPPED_MODEL = Path("saved_models") / "fer2013_resnet18_cbam_small"
 
 
 def default_model_dir() -> Path:
