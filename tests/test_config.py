@@ -1,8 +1,8 @@
 import re
-from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from ferkeras.config import TrainConfig, load_config, parse_override
 from ferkeras.errors import FerKerasError
 
@@ -62,7 +62,7 @@ def test_to_dict_is_plain():
 def test_the_small_stem_recipe_is_the_shipped_one_with_the_documented_settings():
     # docs/recipe.md trains it either from this file or from the shipped recipe
     # with these --set flags; both must resolve to the same config
-    configs = Path(__file__).resolve().parents[1] / "configs"
+    configs = REPO / "configs"
     settings = [
         "model.stem=small",
         "phase2.average_batchnorm=average",
