@@ -1,8 +1,10 @@
 """Command line: ``ferkeras train | evaluate | convert | bench | cam | summary``.
 
 Each command imports TensorFlow (or the edge runtime) only when it runs, so
-``ferkeras --help`` stays fast. A :class:`FerKerasError` is printed as one
-``Error: ...`` line and exits with status 1.
+``ferkeras --help`` stays fast. A :class:`FerKerasError` (a user's mistake) or an
+``OSError`` (a missing, unreadable or full file or folder) is printed as one
+``Error: ...`` line and exits with status 1; ``ferkeras --debug`` shows the
+traceback instead. Usage errors exit with status 2 (click's convention).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from pathlib import Path
 import click
 
 from ferkeras import __version__
-from ferkeras.errors import FerKerasError
+from ferkeras.errors import FerKerasError, describe_os_error
+
+#: Set by ``ferkeras --debug`` (or FERKERAS_DEBUG=1): show tracebacks instead of one line.
+_DEBUG = {"on": bool(os.environ.get("FERKERAS_DEBUG"))}
 
 
 def _quiet_tensorflow() -> None:
@@ -24,14 +29,17 @@ def _quiet_tensorflow() -> None:
 
 
 def friendly_errors(func):
-    """Turn expected problems into one ``Error: ...`` line instead of a traceback."""
+    """Turn expected problems (user errors, OS errors) into one ``Error: ...`` line."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except FerKerasError as exc:
-            raise click.ClickException(str(exc)) from None
+        except (FerKerasError, OSError) as exc:
+            if _DEBUG["on"]:
+                raise
+            message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+            raise click.ClickException(" ".join(message.split())) from None
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -42,8 +50,10 @@ def friendly_errors(func):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ferkeras")
 @click.option("-v", "--verbose", is_flag=True, help="Log more detail.")
-def main(verbose: bool) -> None:
+@click.option("--debug", is_flag=True, help="Show Python tracebacks instead of one-line errors.")
+def main(verbose: bool, debug: bool) -> None:
     """Facial emotion recognition with a ResNet18-CBAM (FER2013, 7 classes)."""
+    _DEBUG["on"] = _DEBUG["on"] or debug
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _quiet_tensorflow()
 
@@ -194,12 +204,15 @@ def cam(source, model, detector, display, output, csv_path, jsonl, max_frames, e
         display = str(source).isdigit()
     click.echo(f"model: {recognizer.predictor.path} ({recognizer.predictor.format}), detector: {detector}", err=True)
     stats = run(frames, recognizer, output, csv_path, jsonl, display, max_frames, every)
+    if not stats.frames:
+        click.echo(f"no frames read from {source}" + ("; no video written" if output else ""), err=True)
     stages = ", ".join(f"{k} {1000 * v / max(stats.frames, 1):.1f}" for k, v in stats.seconds.items())
     click.echo(f"{stats.frames} frames, {stats.faces} face detections, {stats.fps:.1f} FPS (ms/frame: {stages})"
                + (f"; stopped by {stats.stopped_by}" if stats.stopped_by else ""), err=True)
-    for label, path in (("video", output), ("csv", csv_path), ("jsonl", jsonl)):
-        if path:
-            click.echo(f"wrote {label}: {path}", err=True)
+    if frames.skipped:
+        click.echo(f"skipped {len(frames.skipped)} unreadable image(s), first: {frames.skipped[0]}", err=True)
+    for path in stats.written:
+        click.echo(f"wrote {path}", err=True)
 
 
 @main.command()

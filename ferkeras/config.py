@@ -7,6 +7,7 @@ A run folder's ``config.yaml`` holds the fully resolved configuration, so
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,6 +162,11 @@ def _build(cls, values: dict, where: str):
             )
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
+            if value is not None and not isinstance(value, dict):
+                raise FerKerasError(
+                    f"config: {where + key} is a section (keys: {', '.join(f.name for f in dataclasses.fields(hint))}), "
+                    f"not a value: got {value!r}; set one of its keys, e.g. {where + key}.{dataclasses.fields(hint)[0].name}=..."
+                )
             current = dataclasses.asdict(known[key].default_factory())
             current.update(value or {})
             kwargs[key] = _build(hint, current, f"{where}{key}.")
@@ -177,6 +183,8 @@ def _coerce(value, hint, name: str):
             return None
         raise FerKerasError(f"config: {name} must not be empty")
     target = next((t for t in args if t is not type(None)), hint)
+    if isinstance(value, (dict, list, tuple, set)):
+        raise FerKerasError(f"config: {name} must be {target.__name__}, got {value!r}")
     try:
         if target is bool and isinstance(value, str):
             if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
@@ -184,8 +192,13 @@ def _coerce(value, hint, name: str):
             return value.lower() in {"true", "1", "yes"}
         if target is int and isinstance(value, float) and not value.is_integer():
             raise ValueError
-        return target(value)
-    except (TypeError, ValueError):
+        if target in (int, float) and isinstance(value, bool):
+            raise ValueError
+        result = target(value)
+        if target is float and not math.isfinite(result):
+            raise FerKerasError(f"config: {name} must be a finite number, got {value!r}")
+        return result
+    except (TypeError, ValueError, OverflowError):
         raise FerKerasError(f"config: {name} must be {target.__name__}, got {value!r}") from None
 
 
@@ -204,7 +217,10 @@ def parse_override(item: str) -> dict:
     if "=" not in item:
         raise FerKerasError(f"--set {item!r}: expected KEY=VALUE, e.g. phase2.epochs=30")
     key, value = item.split("=", 1)
-    parsed = yaml.safe_load(value) if value else None
+    try:
+        parsed = yaml.safe_load(value) if value else None
+    except yaml.YAMLError:
+        parsed = value  # not YAML (e.g. "a:b["): take it as the string it is
     node: dict = {}
     out = node
     parts = key.strip().split(".")
@@ -233,8 +249,17 @@ def load_config(
             loaded = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise FerKerasError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
+        except UnicodeDecodeError:
+            raise FerKerasError(f"config file {path} is not a text (YAML) file") from None
+        if not isinstance(loaded, dict):
+            raise FerKerasError(
+                f"config file {path}: the top level must be a mapping of keys (data:, model:, phase1:, ...), "
+                f"got a {type(loaded).__name__}"
+            )
         values = _merge(values, loaded)
     for override in overrides:
+        if not isinstance(override, dict):
+            raise FerKerasError(f"config override must be a mapping, got {override!r}")
         values = _merge(values, override)
     config = _build(TrainConfig, values, "")
     validate(config)
@@ -260,6 +285,9 @@ def validate(config: TrainConfig) -> None:
         choices[f"{phase}.average_batchnorm"] = (p.average_batchnorm, ("reestimate", "average"))
         if p.epochs < 0 or p.learning_rate <= 0:
             raise FerKerasError(f"config: {phase}.epochs must be >= 0 and learning_rate > 0")
+        _check_range(f"{phase}.weight_decay", p.weight_decay, 0, None)
+        _check_range(f"{phase}.warmup_epochs", p.warmup_epochs, 0, None)
+        _check_range(f"{phase}.patience", p.patience, 0, None)
         if not 0 <= p.average_last <= p.epochs:
             raise FerKerasError(f"config: {phase}.average_last must be between 0 and {phase}.epochs ({p.epochs})")
         if p.mixup < 0 or p.cutmix < 0:
@@ -282,3 +310,21 @@ def validate(config: TrainConfig) -> None:
         )
     if config.batch_size < 1 or config.data.image_size < 16:
         raise FerKerasError("config: batch_size must be >= 1 and data.image_size >= 16")
+    _check_range("data.crop", config.data.crop, 0, None)
+    _check_range("data.val_fraction", config.data.val_fraction, 0, 1, open_ends=True)
+    _check_range("label_smoothing", config.label_smoothing, 0, 1, open_ends=(False, True))
+    _check_range("model.width", config.model.width, 0, None, open_ends=(True, False))
+    _check_range("model.dropout", config.model.dropout, 0, 1, open_ends=(False, True))
+    _check_range("model.bn_momentum", config.model.bn_momentum, 0, 1, open_ends=(False, True))
+    for item in dataclasses.fields(config.augment):
+        _check_range(f"augment.{item.name}", getattr(config.augment, item.name), 0, 1)
+
+
+def _check_range(name: str, value, low, high, open_ends: bool | tuple[bool, bool] = False) -> None:
+    """Refuse ``value`` outside ``low..high`` (None: unbounded); ``open_ends`` excludes an end."""
+    low_open, high_open = (open_ends, open_ends) if isinstance(open_ends, bool) else open_ends
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        bounds = f"{'(' if low_open else '['}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}{')' if high_open else ']'}"
+        raise FerKerasError(f"config: {name} must be in {bounds}, got {value}")

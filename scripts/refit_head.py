@@ -24,7 +24,8 @@ import numpy as np
 import ferkeras  # noqa: F401  (registers the custom layers)
 from ferkeras.card import read_card
 from ferkeras.config import AugmentConfig
-from ferkeras.data.augment import build_train_transform, to_model_input
+from ferkeras.data.augment import build_train_transform
+from ferkeras.images import to_model_input
 from ferkeras.data.pipeline import class_weights
 from ferkeras.data.sources import load_split
 from ferkeras.evaluation.metrics import classification_metrics

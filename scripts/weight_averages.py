@@ -21,7 +21,7 @@ import keras
 import ferkeras  # noqa: F401  (registers the custom layers)
 from ferkeras.card import card_path, read_card
 from ferkeras.config import load_config
-from ferkeras.data.augment import to_model_input
+from ferkeras.images import to_model_input
 from ferkeras.data.sources import load_split
 from ferkeras.evaluation.metrics import classification_metrics
 from ferkeras.training.averaging import average_snapshots, recalibrate_batchnorm, snapshot_path

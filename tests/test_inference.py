@@ -11,7 +11,7 @@ import pytest
 
 from ferkeras.errors import FerKerasError
 from ferkeras.inference.faces import BlazeFaceDetector, Box, HaarDetector, crop_face, make_detector
-from ferkeras.inference.preprocess import to_gray
+from ferkeras.images import to_gray
 from ferkeras.inference.recognizer import Recognizer
 from ferkeras.inference.smoothing import IoUTracker, Smoother
 
@@ -98,7 +98,7 @@ def test_recognizer_process_and_predict_image(exported_model, face_frame, tmp_pa
     assert len(whole) == 1 and whole[0].box == Box(0, 0, 48, 48)
     flipped = Recognizer.load(exported_model / "model_int8.tflite", flip=True).predict_image(face_frame[:48, :48], detect=False)
     np.testing.assert_allclose(flipped[0].probabilities, rec.predictor.predict([to_gray(face_frame[:48, :48])], flip=True)[0])
-    strict = Recognizer.load(exported_model / "model.keras", threshold=1.01)
+    strict = Recognizer.load(exported_model / "model.keras", threshold=1.0)
     assert all(f.label == "uncertain" for f in strict.process(face_frame))
     with pytest.raises(FerKerasError, match="cannot read image"):
         rec.predict_image(tmp_path / "missing.png")

@@ -103,11 +103,11 @@ def test_csv_bad_rows(tmp_path, caplog):
     lines.append("3," + " ".join(["0"] * 2303) + ",Training")
     lines.append("9," + " ".join(["0"] * 2304) + ",Training")
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(FerKerasError, match=r"line 23: 2303 pixel values, expected a square image .*\(and 1 more bad rows\)"):
+    with pytest.raises(FerKerasError, match=r"line 23: 2303 pixel values, expected a square image .*\(and 1 more\): bad CSV row"):
         load_dataset(path, 48)
     splits = load_dataset(path, 48, skip_bad=True)
     assert len(splits["train"]) == 7
-    assert "skipped 2 bad CSV rows" in caplog.text
+    assert "skipped 2 bad CSV row(s)" in caplog.text and "line 24: emotion 9" in caplog.text
 
 
 def test_csv_missing_column(tmp_path):

@@ -12,6 +12,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ferkeras.config import AugmentConfig  # noqa: E402
+from ferkeras.images import center_crop  # noqa: E402
 
 
 def build_train_transform(config: AugmentConfig, crop: int = 0) -> A.Compose:
@@ -50,17 +51,6 @@ def build_train_transform(config: AugmentConfig, crop: int = 0) -> A.Compose:
     return A.Compose(steps)
 
 
-def center_crop(images: np.ndarray, crop: int) -> np.ndarray:
-    """Centre crop the last-but-one two axes of (..., H, W[, C]) images; 0 = no crop."""
-    if not crop:
-        return images
-    height, width = images.shape[-2:] if images.ndim == 3 else images.shape[-3:-1]
-    top, left = (height - crop) // 2, (width - crop) // 2
-    if images.ndim == 3:
-        return images[:, top : top + crop, left : left + crop]
-    return images[:, top : top + crop, left : left + crop, :]
-
-
 def ten_crops(images: np.ndarray, crop: int) -> list[np.ndarray]:
     """The four corner crops, the centre crop, and their mirror images (N, H, W[, C])."""
     height, width = images.shape[1:3]
@@ -68,9 +58,3 @@ def ten_crops(images: np.ndarray, crop: int) -> list[np.ndarray]:
     crops = [images[:, y : y + crop, x : x + crop] for y, x in corners]
     crops.append(center_crop(images, crop))
     return crops + [np.ascontiguousarray(c[:, :, ::-1]) for c in crops]
-
-
-def to_model_input(images: np.ndarray, channels: int, crop: int = 0) -> np.ndarray:
-    """uint8 (N, H, W) faces -> float32 (N, S, S, channels) in 0..255, centre-cropped."""
-    images = center_crop(np.asarray(images), crop).astype(np.float32)[..., None]
-    return np.repeat(images, channels, axis=-1) if channels > 1 else images

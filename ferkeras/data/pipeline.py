@@ -14,7 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 from ferkeras.config import AugmentConfig
-from ferkeras.data.augment import build_train_transform, to_model_input
+from ferkeras.data.augment import build_train_transform
+from ferkeras.images import to_model_input
 from ferkeras.data.mixing import mix_batch
 from ferkeras.data.sources import Split
 from ferkeras.labels import NUM_CLASSES

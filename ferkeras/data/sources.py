@@ -16,15 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ferkeras.errors import FerKerasError
+from ferkeras.images import IMAGE_SUFFIXES, is_image_file, read_face, resize_face
 from ferkeras.labels import CLASS_NAMES, CSV_CODE_TO_INDEX, CSV_USAGE_TO_SPLIT, NUM_CLASSES
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 SPLITS = ("train", "val", "test")
 
 
@@ -59,36 +58,38 @@ class Split:
         )
 
 
-def resize_face(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize a grayscale face to ``size`` x ``size`` (area when shrinking, linear otherwise)."""
-    if image.shape[:2] == (size, size):
-        return image
-    interpolation = cv2.INTER_AREA if min(image.shape[:2]) > size else cv2.INTER_LINEAR
-    return cv2.resize(image, (size, size), interpolation=interpolation)
-
-
-def _decode(path: str) -> np.ndarray | None:
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError:
-        return None
-    if data.size == 0:
-        return None
-    return cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
-
-
 def _report_bad(bad: list[str], what: str, skip_bad: bool, hint: str) -> None:
+    """Raise on the first bad item (naming it), or with ``skip_bad`` warn with the count and the first few."""
     if not bad:
         return
     if not skip_bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise FerKerasError(f"{bad[0]}{more}: {what}; {hint}, or pass --skip-bad to skip such files")
-    log.warning("skipped %d %s, first: %s", len(bad), what, bad[0])
+        raise FerKerasError(f"{bad[0]}{more}: {what}; {hint}, or pass --skip-bad to skip them")
+    log.warning("skipped %d %s: %s%s", len(bad), what, "; ".join(bad[:3]), " ..." if len(bad) > 3 else "")
+
+
+def _warn_skipped(skipped: list[Path], split_dir: Path) -> None:
+    if skipped:
+        kinds = sorted({p.suffix.lower() or "(no suffix)" for p in skipped})
+        log.warning(
+            "%s: skipped %d file(s) that are not images (%s; ferkeras reads %s): %s%s", split_dir, len(skipped),
+            ", ".join(kinds), ", ".join(IMAGE_SUFFIXES), ", ".join(p.name for p in skipped[:3]), " ..." if len(skipped) > 3 else "",
+        )
+
+
+def _warn_empty_classes(split: "Split", source: str) -> None:
+    absent = [name for name, count in zip(CLASS_NAMES, split.class_counts()) if count == 0]
+    if absent:
+        log.warning(
+            "%s: split %r has no faces of %s; metrics skip absent classes, and a model trained without them "
+            "cannot predict them", source, split.name, ", ".join(absent),
+        )
 
 
 def _load_folder_split(split_dir: Path, image_size: int, skip_bad: bool) -> Split:
     paths: list[str] = []
     labels: list[int] = []
+    skipped: list[Path] = []
     for entry in sorted(split_dir.iterdir()):
         if not entry.is_dir():
             continue
@@ -100,47 +101,59 @@ def _load_folder_split(split_dir: Path, image_size: int, skip_bad: bool) -> Spli
             )
         label = CLASS_NAMES.index(name)
         for file in sorted(entry.iterdir()):
-            if file.suffix.lower() in IMAGE_SUFFIXES:
+            if file.is_dir() or file.name.startswith("."):
+                continue
+            if is_image_file(file):
                 paths.append(str(file))
                 labels.append(label)
+            else:
+                skipped.append(file)
+    _warn_skipped(skipped, split_dir)
     if not paths:
         raise FerKerasError(
-            f"split {split_dir} has no images; expected {split_dir}/<class>/*.png|jpg"
+            f"split {split_dir} has no images; expected {split_dir}/<class>/*{'|'.join(IMAGE_SUFFIXES)}"
         )
     workers = min(8, (os.cpu_count() or 1) * 2)
     with ThreadPoolExecutor(workers) as pool:
-        decoded = list(pool.map(_decode, paths, chunksize=256))
-    bad = [p for p, img in zip(paths, decoded) if img is None]
-    _report_bad(bad, "unreadable or corrupt image", skip_bad, "replace or delete it")
-    keep = [i for i, img in enumerate(decoded) if img is not None]
+        # each face is resized as soon as it is decoded: memory grows with the
+        # number of faces, not with the size of the photos they came from
+        decoded = list(pool.map(lambda p: read_face(p, image_size), paths, chunksize=64))
+    bad = [f"{p} ({problem})" for p, (img, problem) in zip(paths, decoded) if img is None]
+    _report_bad(bad, "unreadable or corrupt image(s)", skip_bad, "replace or delete them")
+    keep = [i for i, (img, _) in enumerate(decoded) if img is not None]
     if not keep:
         raise FerKerasError(f"split {split_dir} has no readable images")
-    images = np.stack([resize_face(decoded[i], image_size) for i in keep])
-    return Split(
+    split = Split(
         split_dir.name,
-        images,
+        np.stack([decoded[i][0] for i in keep]),
         np.asarray(labels, np.int32)[keep],
         [paths[i] for i in keep],
     )
+    _warn_empty_classes(split, str(split_dir))
+    return split
 
 
 def _load_csv(path: Path, image_size: int, skip_bad: bool) -> dict[str, Split]:
     rows: dict[str, tuple[list, list, list]] = {s: ([], [], []) for s in SPLITS}
     bad: list[str] = []
-    with open(path, newline="") as handle:
+    # utf-8-sig: spreadsheet programs start CSV files with a byte-order mark
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
         reader = csv.DictReader(handle)
+        if reader.fieldnames:
+            reader.fieldnames = [name.strip() for name in reader.fieldnames]
         missing = {"emotion", "pixels", "Usage"} - set(reader.fieldnames or ())
         if missing:
+            found = ",".join(reader.fieldnames or []) or "nothing"
             raise FerKerasError(
-                f"{path}: missing column(s) {', '.join(sorted(missing))}; expected emotion,pixels,Usage"
+                f"{path}: missing column(s) {', '.join(sorted(missing))}; expected emotion,pixels,Usage, found {found[:200]}"
             )
         for number, row in enumerate(reader, start=2):  # line 1 is the header
             where = f"{path} line {number}"
             try:
                 code = int(row["emotion"])
-                pixels = np.asarray(row["pixels"].split(), dtype=np.float32)
+                pixels = np.asarray(row["pixels"].split(), dtype=np.float64)
                 usage = row["Usage"].strip()
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, TypeError):
                 bad.append(f"{where}: unparsable emotion or pixels")
                 continue
             side = math.isqrt(pixels.size)
@@ -151,6 +164,8 @@ def _load_csv(path: Path, image_size: int, skip_bad: bool) -> dict[str, Split]:
                 problem = f"{pixels.size} pixel values, expected a square image such as 2304 (48x48)"
             elif usage not in CSV_USAGE_TO_SPLIT:
                 problem = f"Usage {usage!r} is not one of {', '.join(CSV_USAGE_TO_SPLIT)}"
+            elif not np.isfinite(pixels).all() or (pixels != np.round(pixels)).any():
+                problem = "pixel values must be whole numbers 0..255 (found NaN, infinite or fractional values)"
             elif pixels.min() < 0 or pixels.max() > 255:
                 problem = "pixel values outside 0..255"
             if problem:
@@ -161,16 +176,15 @@ def _load_csv(path: Path, image_size: int, skip_bad: bool) -> dict[str, Split]:
             images.append(image)
             labels.append(CSV_CODE_TO_INDEX[code])
             origins.append(where)
-    if bad:
-        if not skip_bad:
-            more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
-            raise FerKerasError(f"{bad[0]}{more}; fix the row or pass --skip-bad")
-        log.warning("skipped %d bad CSV rows, first: %s", len(bad), bad[0])
-    return {
+    _report_bad(bad, "bad CSV row(s)", skip_bad, "fix them")
+    splits = {
         name: Split(name, np.stack(images), np.asarray(labels, np.int32), origins)
         for name, (images, labels, origins) in rows.items()
         if labels
     }
+    for split in splits.values():
+        _warn_empty_classes(split, str(path))
+    return splits
 
 
 def _csv_path(root: Path) -> Path | None:

@@ -9,16 +9,23 @@ from ferkeras.labels import CLASS_NAMES
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names=CLASS_NAMES) -> dict:
-    """Accuracy, per-class precision/recall/F1/support, macro and weighted F1, confusion matrices."""
+    """Accuracy, per-class precision/recall/F1/support, macro and weighted F1, confusion matrices.
+
+    Macro-F1 averages the classes that occur in ``labels``: a class the split
+    lacks has no F1 to speak of, and counting it as 0 would understate the
+    model (such classes are listed under ``absent_classes``).
+    """
     predicted = probabilities.argmax(axis=1)
     indices = list(range(len(class_names)))
     precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=indices, zero_division=0)
     counts = confusion_matrix(labels, predicted, labels=indices)
     normalised = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    present = support > 0
     return {
         "samples": int(len(labels)),
-        "accuracy": float((predicted == labels).mean()),
-        "macro_f1": float(f1.mean()),
+        "accuracy": float((predicted == labels).mean()) if len(labels) else 0.0,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "absent_classes": [name for name, there in zip(class_names, present) if not there],
         "weighted_f1": float((f1 * support).sum() / max(support.sum(), 1)),
         "per_class": {
             name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from ferkeras.card import card_path, update_card
-from ferkeras.data.augment import ten_crops, to_model_input
+from ferkeras.data.augment import ten_crops
+from ferkeras.images import to_model_input
 from ferkeras.data.sources import load_split
 from ferkeras.errors import FerKerasError
 from ferkeras.evaluation.metrics import classification_metrics, format_report

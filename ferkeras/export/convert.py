@@ -87,13 +87,11 @@ def layer_name(tensor_name: str) -> str:
 
 def _load_keras(path: Path):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
-    import ferkeras.layers  # noqa: F401
+    from ferkeras.models.files import load_keras_model
 
     if path.suffix != ".keras":
         raise FerKerasError(f"convert needs a .keras model, got {path}")
-    return keras.models.load_model(path, compile=False)
+    return load_keras_model(path)
 
 
 def _input_spec(card: dict):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ferkeras.card import read_card
+from ferkeras.card import card_path, read_card
 from ferkeras.errors import FerKerasError
 from ferkeras.inference.preprocess import prepare_faces
 
@@ -63,8 +63,9 @@ def resolve_model(path: str | Path | None, prefer: tuple[str, ...] = FOLDER_PREF
 class _KerasBackend:
     def __init__(self, path: Path, threads: int | None):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import keras
         import tensorflow as tf
+
+        from ferkeras.models.files import load_keras_model
 
         if threads:
             try:
@@ -73,12 +74,7 @@ class _KerasBackend:
             except RuntimeError:
                 pass  # TensorFlow already started with its own thread pools
 
-        import ferkeras.layers  # noqa: F401  (registers our layers)
-
-        try:
-            self.model = keras.models.load_model(path, compile=False)
-        except Exception as exc:  # Keras raises many types for a bad file
-            raise FerKerasError(f"cannot load Keras model {path}: {str(exc).splitlines()[0]}") from None
+        self.model = load_keras_model(path)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.predict_on_batch(x), np.float32)
@@ -190,12 +186,48 @@ class Predictor:
         self.card = card
         self.format = FORMATS.get(path.suffix.lower(), "saved_model")
         self._backend = backend
-        self.class_names: list[str] = list(card["class_names"])
-        self.input_size = int(card["input"]["size"])
-        self.channels = int(card["input"].get("channels", 1))
-        prep = card.get("preprocessing", {})
-        self.face_resize = int(prep.get("face_resize", self.input_size))
-        self.crop = int(prep.get("center_crop", 0) or 0)
+        try:
+            self.class_names: list[str] = list(card["class_names"])
+            self.input_size = int(card["input"]["size"])
+            self.channels = int(card["input"].get("channels", 1))
+            prep = card.get("preprocessing", {})
+            self.face_resize = int(prep.get("face_resize", self.input_size))
+            self.crop = int(prep.get("center_crop", 0) or 0)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise FerKerasError(f"{card_path(path)}: input size, channels or preprocessing unreadable ({exc!r})") from None
+        self._check_card()
+
+    def _check_card(self) -> None:
+        """Run one blank face through the model: the card must describe the model's input and output.
+
+        A card that lists other classes than the model outputs, or another input
+        size, would otherwise give CSV rows wider than their header or wrong metrics.
+        """
+        where = card_path(self.path)
+        names = self.class_names
+        if not names or len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
+            raise FerKerasError(f"{where}: class_names must be distinct non-empty names, got {names}")
+        if self.crop and self.crop > self.face_resize or (self.crop or self.face_resize) != self.input_size:
+            raise FerKerasError(
+                f"{where}: input size {self.input_size} does not match preprocessing "
+                f"(face_resize {self.face_resize}, center_crop {self.crop})"
+            )
+        blank = np.full((1, self.input_size, self.input_size, self.channels), 128.0, np.float32)
+        try:
+            output = np.asarray(self._backend(blank))
+        except FerKerasError:
+            raise
+        except Exception as exc:  # each runtime raises its own types for a shape mismatch
+            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            raise FerKerasError(
+                f"{self.path} does not take the input its card {where} describes "
+                f"({self.input_size}x{self.input_size}x{self.channels}): {first}"
+            ) from None
+        if output.shape != (1, len(names)):
+            raise FerKerasError(
+                f"{where} lists {len(names)} classes but {self.path} outputs shape {output.shape[1:]}: "
+                "the card does not belong to this model"
+            )
 
     @classmethod
     def load(cls, path: str | Path, threads: int | None = None) -> "Predictor":
@@ -237,6 +269,10 @@ class Predictor:
 
     def predict(self, faces, batch_size: int = 256, flip: bool = False) -> np.ndarray:
         """(N, 7) probabilities for ``faces`` (gray/BGR crops of any size); ``flip``: see :meth:`predict_prepared`."""
-        faces = list(faces) if not isinstance(faces, np.ndarray) or faces.ndim > 2 else [faces]
+        if isinstance(faces, np.ndarray) and faces.ndim <= 2:
+            faces = [faces]  # one gray face
+        elif isinstance(faces, (str, bytes)) or not hasattr(faces, "__iter__"):
+            raise FerKerasError(f"faces must be a list of image arrays or an (N, H, W[, C]) array, got {type(faces).__name__}")
+        faces = list(faces)
         chunks = [self.predict_prepared(self.prepare(faces[i : i + batch_size]), flip=flip) for i in range(0, len(faces), batch_size)]
         return np.concatenate(chunks) if chunks else np.zeros((0, len(self.class_names)), np.float32)

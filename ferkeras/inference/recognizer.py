@@ -12,13 +12,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ferkeras.errors import FerKerasError
 from ferkeras.inference.faces import Box, crop_face, make_detector
 from ferkeras.inference.predictor import Predictor, resolve_model
-from ferkeras.inference.preprocess import to_gray
+from ferkeras.images import read_image, to_bgr, to_gray
 from ferkeras.inference.smoothing import IoUTracker, Smoother
 
 #: For live use, the fastest format present wins.
@@ -69,6 +68,12 @@ class Recognizer:
                  threshold: float = 0.4, padding: float = 0.1, max_missed: int = 5, hysteresis: float = 0.15,
                  flip: bool = False):
         Smoother(smoothing, alpha, window)  # validate the options now, not on the first face
+        for name, value, low, high in (("threshold", threshold, 0.0, 1.0), ("hysteresis", hysteresis, 0.0, 1.0),
+                                       ("padding", padding, 0.0, 4.0)):
+            if not low <= value <= high:  # also refuses NaN
+                raise FerKerasError(f"{name} must be between {low:g} and {high:g}, got {value}")
+        if max_missed < 0:
+            raise FerKerasError(f"max_missed must be >= 0, got {max_missed}")
         self.predictor, self.detector = predictor, detector
         self.class_names = predictor.class_names
         self.threshold, self.padding, self.hysteresis, self.flip = threshold, padding, hysteresis, flip
@@ -81,6 +86,8 @@ class Recognizer:
     def load(cls, model: str | Path | None = None, detector: str = "blazeface", min_face: int = 0,
              threads: int | None = 1, **options) -> "Recognizer":
         """Load a model (default: the shipped one, fastest format first) and a detector."""
+        if min_face < 0:
+            raise FerKerasError(f"min_face must be >= 0 pixels, got {min_face}")
         path = resolve_model(model, prefer=LIVE_PREFERENCE)
         return cls(Predictor.load(path, threads=threads), make_detector(detector, min_size=min_face), **options)
 
@@ -105,6 +112,7 @@ class Recognizer:
 
     def process(self, frame: np.ndarray) -> list[FaceResult]:
         """Faces in one video frame, tracked and smoothed across calls."""
+        frame = to_bgr(frame, "frame")
         start = time.perf_counter()
         boxes = self.detector.detect(frame)
         self.timings["detect"] += time.perf_counter() - start
@@ -124,12 +132,12 @@ class Recognizer:
         With ``detect=False`` the whole image is taken as one face crop.
         """
         if isinstance(image, (str, Path)):
-            loaded = cv2.imread(str(image), cv2.IMREAD_COLOR)
+            loaded, problem = read_image(image, gray=False)
             if loaded is None:
-                raise FerKerasError(f"cannot read image {image}")
+                raise FerKerasError(f"cannot read image {image}: {problem}")
             image = loaded
-        image = np.asarray(image)
+        image = to_bgr(image, "image")
         height, width = image.shape[:2]
-        boxes = self.detector.detect(image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)) if detect else [Box(0, 0, width, height)]
-        raw = self._classify(to_gray(image), boxes) if detect else self.predictor.predict([to_gray(image)], flip=self.flip)
+        boxes = self.detector.detect(image) if detect else [Box(0, 0, width, height)]
+        raw = self._classify(to_gray(image), boxes) if detect else self.predictor.predict([image], flip=self.flip)
         return [self._still(box, p) for box, p in zip(boxes, raw)]

@@ -1,7 +1,8 @@
 """``ferkeras cam``: frames from a camera, video, URL or images -> faces -> overlay, CSV, JSONL.
 
-Outputs are written under temporary names and renamed when the run ends, also
-after Ctrl-C or SIGTERM, so a finished file is always complete.
+Outputs are written under temporary names and published when the run ends,
+also after Ctrl-C or SIGTERM, so a file under its own name is always complete;
+after a failure (full disk, a writer error) they are kept as ``NAME.partial.EXT``.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ import cv2
 import numpy as np
 
 from ferkeras.errors import FerKerasError
+from ferkeras.images import IMAGE_SUFFIXES, is_image_file, read_image
 from ferkeras.inference.overlay import draw_faces
 from ferkeras.inference.recognizer import FaceResult, Recognizer
+from ferkeras.io import StagedOutputs
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 READ_RETRIES = 5
+#: A network stream that stalls longer than this (ms) counts as a failed read,
+#: so Ctrl-C and the retry limit take effect within seconds.
+STREAM_TIMEOUTS_MS = {"open": 10000, "read": 3000}
 FACE_COLUMNS = ["face_id", "x", "y", "w", "h", "label", "confidence"]
 WINDOW_HINT = (
     "no window available (this OpenCV is the headless build); continuing without display. "
@@ -39,20 +44,28 @@ class FrameSource:
         self.images: list[Path] | None = None
         self.capture = None
         self.live = False
+        self.stopping = False  # set by a signal handler: give up retrying at once
+        self.skipped: list[str] = []
         text = str(source)
         path = Path(text)
+        self.path = path if path.is_file() or path.is_dir() else None
         if text.isdigit():
             self.capture, self.live = cv2.VideoCapture(int(text)), True
             if not self.capture.isOpened():
                 raise FerKerasError(f"cannot open camera {text}: is it connected and free? (try another index with --source N)")
         elif path.is_dir():
-            self.images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            self.images = sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p))
             if not self.images:
                 raise FerKerasError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {path}")
-        elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        elif path.is_file() and is_image_file(path):
             self.images = [path]
-        elif path.is_file() or "://" in text:
-            self.capture, self.live = cv2.VideoCapture(text), "://" in text
+        elif "://" in text:
+            timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUTS_MS["open"], cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUTS_MS["read"]]
+            self.capture, self.live = cv2.VideoCapture(text, cv2.CAP_FFMPEG, timeouts), True
+            if not self.capture.isOpened():
+                raise FerKerasError(f"cannot open stream {text}: unreachable, or not a video OpenCV can read")
+        elif path.is_file():
+            self.capture = cv2.VideoCapture(text)
             if not self.capture.isOpened():
                 raise FerKerasError(f"cannot open video {text}: not a video OpenCV can read")
         else:
@@ -67,18 +80,21 @@ class FrameSource:
             while self._index < len(self.images):
                 path = self.images[self._index]
                 self._index += 1
-                frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                frame, problem = read_image(path, gray=False)
                 if frame is not None:
                     return frame, (time.monotonic() - self._start) * 1000
-                print(f"skipping unreadable image {path}", file=sys.stderr)
+                self.skipped.append(str(path))
+                print(f"skipping image {path}: {problem}", file=sys.stderr)
             return None
         for attempt in range(READ_RETRIES if self.live else 1):
+            if self.stopping:
+                return None
             ok, frame = self.capture.read()
             if ok and frame is not None:
                 if self.live:
                     return frame, (time.monotonic() - self._start) * 1000
                 return frame, float(self.capture.get(cv2.CAP_PROP_POS_MSEC))
-            if self.live:
+            if self.live and not self.stopping:
                 time.sleep(0.05 * (attempt + 1))
         if self.live:
             print(f"{self.name}: no frame after {READ_RETRIES} tries; stopping", file=sys.stderr)
@@ -99,35 +115,65 @@ class RunStats:
     seconds: dict = field(default_factory=lambda: dict.fromkeys(("decode", "detect", "classify", "smooth", "draw", "encode"), 0.0))
     wall: float = 0.0
     stopped_by: str | None = None
+    written: list = field(default_factory=list)  # output paths, complete ones under their own names
+    partial: bool = False  # True when a failure left ``written`` as NAME.partial.EXT files
 
     @property
     def fps(self) -> float:
         return self.frames / self.wall if self.wall else 0.0
 
 
+def check_output_paths(source: FrameSource | str | Path | None, outputs: dict[str, str | Path | None]) -> None:
+    """Refuse outputs that would overwrite the input or each other, or that name a folder.
+
+    ``outputs`` maps option names (``--output``) to paths (None: not requested).
+    """
+    source_path = source.path if isinstance(source, FrameSource) else (Path(source) if source is not None else None)
+    seen: dict[Path, str] = {}
+    for option, path in outputs.items():
+        if not path:
+            continue
+        resolved = Path(path).expanduser().resolve()
+        if resolved.is_dir():
+            raise FerKerasError(f"{option} {path} is a folder; name a file")
+        if source_path is not None and source_path.exists() and (
+            resolved == source_path.resolve() or (source_path.is_dir() and source_path.resolve() in resolved.parents
+                                                  and is_image_file(resolved))
+        ):
+            raise FerKerasError(f"{option} {path} would overwrite the input {source_path}; choose another file name")
+        if resolved in seen:
+            raise FerKerasError(f"{option} and {seen[resolved]} both name {path}; choose two file names")
+        seen[resolved] = option
+
+
 class _Outputs:
-    """Video, CSV and JSONL writers that land under their real names only at close."""
+    """Video, CSV and JSONL writers, staged under temporary names (see :class:`StagedOutputs`)."""
 
     def __init__(self, video: Path | None, csv_path: Path | None, jsonl: Path | None, fps: float, class_names):
-        self.targets: list[tuple[Path, Path]] = []
+        self.staged = StagedOutputs()
         self.video_path, self.writer, self.fps = video, None, fps
-        self.csv = self.jsonl = None
+        self.video_frames = 0
+        self.csv = self.jsonl = self.csv_file = None
         self.class_names = class_names
-        if csv_path:
-            self.csv_file = self._open(csv_path)
-            self.csv = csv.writer(self.csv_file)
-            self.csv.writerow(["frame", "timestamp_ms", *FACE_COLUMNS] + [f"p_{c}" for c in class_names])
-        if jsonl:
-            self.jsonl = self._open(jsonl)
-
-    def _temp(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.part{path.suffix}")
-        self.targets.append((tmp, path))
-        return tmp
+        try:
+            if csv_path:
+                self.csv_file = self._open(csv_path)
+                self.csv = csv.writer(self.csv_file)
+                self.csv.writerow(["frame", "timestamp_ms", *FACE_COLUMNS] + [f"p_{c}" for c in class_names])
+            if jsonl:
+                self.jsonl = self._open(jsonl)
+        except BaseException:
+            if self.csv_file:
+                self.csv_file.close()
+            self.staged.discard()
+            raise
 
     def _open(self, path: Path):
-        return open(self._temp(Path(path)), "w", newline="")
+        temp = self.staged.stage(path)
+        try:
+            return open(temp, "w", newline="")
+        except OSError as exc:
+            raise FerKerasError(f"cannot write {path}: {exc.strerror}") from None
 
     def write(self, index: int, timestamp: float, faces: list[FaceResult], frame: np.ndarray | None) -> None:
         if self.csv:
@@ -142,22 +188,49 @@ class _Outputs:
             self.jsonl.write(json.dumps(record) + "\n")
         if frame is not None and self.video_path:
             if self.writer is None:
-                height, width = frame.shape[:2]
-                tmp = self._temp(Path(self.video_path))
-                self.writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
-                if not self.writer.isOpened():
-                    raise FerKerasError(f"cannot write video {self.video_path} (use a .mp4 or .avi name)")
+                self._open_video(frame)
             self.writer.write(frame)
+            self.video_frames += 1
 
-    def close(self) -> None:
+    def _open_video(self, frame: np.ndarray) -> None:
+        height, width = frame.shape[:2]
+        temp = self.video_temp = self.staged.stage(self.video_path)
+        self.writer = cv2.VideoWriter(str(temp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
+        if not self.writer.isOpened():
+            folder = self.video_path.parent
+            if not os.access(folder, os.W_OK):
+                raise FerKerasError(f"cannot write video {self.video_path}: no permission to write in {folder}")
+            raise FerKerasError(f"cannot write video {self.video_path}: OpenCV has no encoder for "
+                                f"'{self.video_path.suffix or '(no suffix)'}' files; use a .mp4 or .avi name")
+
+    def _video_complete(self) -> bool:
+        """Whether the finished video opens and holds every frame written (a full disk truncates it silently)."""
+        if self.writer is None:
+            return True
+        capture = cv2.VideoCapture(str(self.video_temp))
+        try:
+            return capture.isOpened() and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == self.video_frames
+        finally:
+            capture.release()
+
+    def close(self, complete: bool) -> tuple[list[Path], bool]:
+        """Finish every file; publish them if ``complete`` and all closed cleanly, else keep them as partial.
+
+        Returns the paths written and whether they are partial.
+        """
         if self.writer is not None:
             self.writer.release()
-        for handle in (getattr(self, "csv_file", None), self.jsonl):
+        for handle in (self.csv_file, self.jsonl):
             if handle:
-                handle.close()
-        for tmp, target in self.targets:
-            if tmp.exists():
-                os.replace(tmp, target)
+                try:
+                    handle.close()
+                except OSError as exc:  # the final flush hit a full disk
+                    print(f"error while finishing {handle.name}: {exc.strerror}", file=sys.stderr)
+                    complete = False
+        if complete and not self._video_complete():
+            print(f"{self.video_path}: the video writer lost frames (disk full?)", file=sys.stderr)
+            complete = False
+        return (self.staged.publish(), False) if complete else (self.staged.keep_partial(), True)
 
 
 def run(
@@ -173,10 +246,18 @@ def run(
     quiet: bool = False,
 ) -> RunStats:
     """Process ``source`` (a path, camera index or URL, or a :class:`FrameSource`)
-    until it ends, ``max_frames``, Ctrl-C or SIGTERM."""
+    until it ends, ``max_frames``, Ctrl-C or SIGTERM.
+
+    ``stats.written`` lists the files written: under their own names when the run
+    ended normally or by a signal, as ``NAME.partial.EXT`` when it failed (the
+    error is raised after they are set aside).
+    """
     if every < 1:
-        raise FerKerasError("--every must be >= 1")
+        raise FerKerasError(f"--every must be >= 1, got {every}")
+    if max_frames is not None and max_frames < 1:
+        raise FerKerasError(f"--max-frames must be >= 1, got {max_frames}")
     frames = FrameSource(source) if isinstance(source, (str, int, Path)) else source
+    check_output_paths(frames, {"--output": output, "--csv": csv_path, "--jsonl": jsonl_path})
     stats = RunStats()
     draw = bool(output or display) if draw is None else draw
     outputs = _Outputs(Path(output) if output else None, Path(csv_path) if csv_path else None,
@@ -185,6 +266,7 @@ def run(
 
     def request_stop(signum, _frame):
         stop["signal"] = signal.Signals(signum).name
+        frames.stopping = True
 
     previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     faces: list[FaceResult] = []
@@ -192,6 +274,7 @@ def run(
     start = time.perf_counter()
     last = start
     timings_before = dict(recognizer.timings)
+    complete = False
     try:
         while stop["signal"] is None and (max_frames is None or stats.frames < max_frames):
             t0 = time.perf_counter()
@@ -225,10 +308,13 @@ def run(
             stats.frames += 1
             if not quiet and stats.frames % 100 == 0:
                 print(f"{stats.frames} frames, {stats.frames / (time.perf_counter() - start):.1f} FPS", file=sys.stderr)
+        complete = True
     finally:
         stats.wall = time.perf_counter() - start
         stats.stopped_by = stop["signal"]
-        outputs.close()
+        stats.written, stats.partial = outputs.close(complete)
+        if stats.partial and stats.written:
+            print("kept incomplete output(s): " + ", ".join(map(str, stats.written)), file=sys.stderr)
         frames.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

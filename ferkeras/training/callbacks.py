@@ -4,21 +4,61 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
-from ferkeras.io import atomic_path, atomic_write_json, atomic_write_text
+from ferkeras.errors import FerKerasError
+from ferkeras.io import atomic_path, atomic_write_json, atomic_write_text, read_json
 from ferkeras.training.averaging import snapshot_path
 
 
 def load_state(phase_dir: Path) -> dict | None:
     """The phase's ``state.json`` (finished epochs, best metric, history) or None."""
     path = phase_dir / "state.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    state = read_json(path, "training state")
+    if not isinstance(state, dict) or not isinstance(state.get("epoch"), int) or not isinstance(state.get("history"), list):
+        raise FerKerasError(f"{path} is not a ferkeras training state (no epoch count or history)")
+    return state
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stops training at the first NaN or infinite loss, metric or weight.
+
+    Keras still ends the epoch after a stop, so :class:`RunCheckpoint` asks
+    :attr:`problem` and saves nothing of a poisoned epoch: the last good
+    checkpoint stays the one a rerun resumes from. Put it before RunCheckpoint.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.problem: str | None = None
+        self.epoch: int | None = None
+
+    def _stop(self, epoch: int | None, what: str) -> None:
+        if self.problem is None:
+            self.problem, self.epoch = what, epoch
+        self.model.stop_training = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self._stop(getattr(self, "_epoch", None), f"the training loss became {float(loss)} at batch {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        bad = [k for k, v in (logs or {}).items() if not math.isfinite(float(v))]
+        if bad:
+            self._stop(epoch + 1, f"{bad[0]} became {float(logs[bad[0]])}")
+        elif not all(np.isfinite(keras.ops.convert_to_numpy(w)).all() for w in self.model.weights):
+            self._stop(epoch + 1, "a weight became NaN or infinite")
 
 
 def save_model_atomic(model: keras.Model, path: Path) -> None:
@@ -39,9 +79,10 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     def __init__(
         self, phase_dir: Path, monitor: str, patience: int, state: dict, phase: str, epoch_offset: int,
-        snapshot_from: int | None = None,
+        snapshot_from: int | None = None, guard: NonFiniteGuard | None = None,
     ):
         super().__init__()
+        self.guard = guard
         self.snapshot_from = snapshot_from  # first epoch (1-based) whose weights are kept for averaging
         self.phase_dir = phase_dir
         self.monitor = monitor
@@ -62,6 +103,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         return value < best if self.mode == "min" else value > best
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.guard is not None and self.guard.problem:
+            return  # nothing of a NaN epoch is kept
         logs = {k: float(v) for k, v in (logs or {}).items()}
         lr = self.model.optimizer.learning_rate
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(lr))

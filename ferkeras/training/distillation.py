@@ -37,8 +37,11 @@ def distillation_targets(settings: PhaseConfig, split: Split, phase_dir: Path, p
 def teacher_probabilities(source: str | Path, split: Split, cache: Path, phase: str) -> np.ndarray:
     """The teacher's flip-averaged probabilities for every face of ``split``, cached in ``cache``."""
     if cache.is_file():
-        probs = np.load(cache)
-        if probs.shape == (len(split), NUM_CLASSES):
+        try:
+            probs = np.load(cache)
+        except (OSError, ValueError, EOFError):
+            probs = None  # a damaged cache is recomputed
+        if probs is not None and probs.shape == (len(split), NUM_CLASSES) and np.isfinite(probs).all():
             return probs
     from ferkeras.inference.predictor import Predictor
 

@@ -15,10 +15,9 @@ import copy
 import warnings
 from pathlib import Path
 
-import keras
-
 from ferkeras.card import read_card, total_compute_seconds, write_card
 from ferkeras.errors import FerKerasError
+from ferkeras.models.files import load_keras_model
 from ferkeras.training.averaging import average_snapshots
 from ferkeras.training.callbacks import save_model_atomic
 
@@ -44,7 +43,7 @@ def make_soup(runs: list[Path], output: Path) -> Path:
             if card.get(key) != cards[0].get(key):
                 raise FerKerasError(f"cannot average {run} with {runs[0]}: their model cards' {key!r} differ")
     models = [_model_file(run) for run in runs]
-    model = keras.models.load_model(models[0], compile=False)
+    model = load_keras_model(models[0])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Keras warns once per layer before it raises on a mismatch

@@ -29,16 +29,17 @@ import tensorflow as tf
 from ferkeras import __version__
 from ferkeras.card import read_card, total_compute_seconds, write_card
 from ferkeras.config import TrainConfig, load_config
-from ferkeras.data.augment import to_model_input
+from ferkeras.images import to_model_input
 from ferkeras.data.pipeline import class_weights, make_dataset
 from ferkeras.data.sources import Split, load_dataset
 from ferkeras.errors import FerKerasError
 from ferkeras.evaluation.metrics import classification_metrics
-from ferkeras.io import atomic_write_json
+from ferkeras.io import atomic_write_json, remove_stale_temps
 from ferkeras.labels import CLASS_NAMES
 from ferkeras.models import build_model
+from ferkeras.models.files import load_keras_model
 from ferkeras.training.averaging import averaged_epochs, average_snapshots, recalibrate_batchnorm, snapshot_path
-from ferkeras.training.callbacks import ResumablePlateau, RunCheckpoint, load_state, save_model_atomic
+from ferkeras.training.callbacks import NonFiniteGuard, ResumablePlateau, RunCheckpoint, load_state, save_model_atomic
 from ferkeras.training.distillation import distillation_targets
 from ferkeras.training.phases import compile_for_phase
 from ferkeras.training.precision import native_bfloat16, resolve_precision
@@ -46,6 +47,8 @@ from ferkeras.training.precision import native_bfloat16, resolve_precision
 log = logging.getLogger(__name__)
 PHASES = ("phase1", "phase2")
 AVERAGE_MODEL = "average.keras"
+#: What ``ferkeras train`` writes at the top of a run folder; ``--restart`` removes these and nothing else.
+RUN_ENTRIES = ("config.yaml", *PHASES, "model.keras", "model_card.json", "training_curves.png")
 
 
 def _check_config(run_dir: Path, config: TrainConfig) -> None:
@@ -245,7 +248,7 @@ def _average_last_epochs(config: TrainConfig, settings, phase_dir: Path, state: 
     missing = [str(path) for path in snapshots if not path.exists()]
     if missing:
         raise FerKerasError(f"cannot average the last {settings.average_last} epochs: {missing[0]} is missing")
-    model = keras.models.load_model(phase_dir / "last.keras", compile=False)
+    model = load_keras_model(phase_dir / "last.keras", what="checkpoint")
     average_snapshots(model, snapshots)
     channels, crop = config.data.channels, config.data.crop
     if settings.average_batchnorm == "reestimate":
@@ -289,7 +292,7 @@ def _load_init_model(config: TrainConfig, phase: str) -> keras.Model:
     # Rebuilt from the config rather than used as loaded: a shipped model is a
     # float32 copy, and training runs in config.precision.
     model = new_model(config, pretrained=False)
-    weights = keras.models.load_model(path, compile=False).get_weights()
+    weights = load_keras_model(path, what=f"{phase}.init_from model").get_weights()
     shapes, expected = [w.shape for w in weights], [tuple(w.shape) for w in model.weights]
     if shapes != expected:
         first = next((i for i, (a, b) in enumerate(zip(shapes, expected)) if a != b), min(len(shapes), len(expected)))
@@ -308,6 +311,8 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
     settings = getattr(config, phase)
     phase_dir = run_dir / phase
     phase_dir.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temps(phase_dir) + remove_stale_temps(run_dir):
+        log.info("removed %s, left by an interrupted save", stale)
     state = load_state(phase_dir)
     if state and state.get("finished"):
         log.info("%s already finished in %s; skipping", phase, phase_dir)
@@ -321,7 +326,7 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
         keras.utils.set_random_seed(seed)
     with strategy.scope():
         if state and (phase_dir / "last.keras").exists():
-            model = keras.models.load_model(phase_dir / "last.keras")
+            model = load_keras_model(phase_dir / "last.keras", compile=True, what="checkpoint")
             print(f"[{phase}] resuming after epoch {state['epoch']} from {phase_dir / 'last.keras'}", flush=True)
         else:
             state = {"epoch": 0, "history": [], "wait": 0}
@@ -333,7 +338,7 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
                 source = phase_result(run_dir / "phase1")
                 if not (load_state(run_dir / "phase1") or {}).get("finished") or not source.exists():
                     raise FerKerasError(f"phase 2 needs a finished phase 1 in {run_dir}; run `ferkeras train --phase 1` first")
-                model = keras.models.load_model(source, compile=False)
+                model = load_keras_model(source, what="phase 1 result")
             compile_for_phase(model, settings, steps, config.label_smoothing)
     if settings.epochs == 0:
         save_model_atomic(model, phase_dir / "best.keras")
@@ -346,10 +351,13 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
             targets=distillation_targets(settings, train, phase_dir, phase),
         )
         val_ds = make_dataset(val, batch_size=config.batch_size * 2, channels=config.data.channels, crop=config.data.crop)
+        guard = NonFiniteGuard()
         callbacks = [
+            guard,
             RunCheckpoint(
                 phase_dir, config.monitor, settings.patience, state, phase, epoch_offset,
                 snapshot_from=averaged_epochs(settings.epochs, settings.average_last).start if settings.average_last else None,
+                guard=guard,
             ),
             keras.callbacks.TensorBoard(phase_dir / "tensorboard", write_graph=False),
         ]
@@ -364,13 +372,19 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
             train_ds, validation_data=val_ds, epochs=settings.epochs, initial_epoch=state["epoch"],
             callbacks=callbacks, verbose=verbose, shuffle=False,  # the dataset shuffles itself
         )
+        if guard.problem:
+            kept = f"epoch {state['epoch']} in {phase_dir / 'last.keras'}" if state["epoch"] else "none (no epoch finished)"
+            raise FerKerasError(
+                f"[{phase}] stopped in epoch {guard.epoch}: {guard.problem}; nothing of that epoch was saved and "
+                f"the phase is not finished (last good checkpoint: {kept}); lower {phase}.learning_rate or check the data"
+            )
     if settings.average_last and settings.epochs:
         _average_last_epochs(config, settings, phase_dir, state, splits)
     else:
         (phase_dir / AVERAGE_MODEL).unlink(missing_ok=True)  # left by an earlier setting
         state.pop("average", None)
     atomic_write_json(phase_dir / "state.json", state)  # an epochs=0 phase has none yet
-    result = keras.models.load_model(phase_result(phase_dir), compile=False)
+    result = load_keras_model(phase_result(phase_dir), what="phase result")
     save_model_atomic(float32_copy(result, config), run_dir / "model.keras")
     write_card(run_dir / "model.keras", build_card(config, splits, run_dir, result))
     from ferkeras.evaluation.plots import plot_training_curves
@@ -383,23 +397,77 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
     print(f"[{phase}] done: {run_dir / 'model.keras'}", flush=True)
 
 
+def is_run_folder(folder: Path) -> bool:
+    """True when ``folder`` holds a ferkeras run: a readable ``config.yaml`` and a phase folder."""
+    if not (folder / "config.yaml").is_file() or not any((folder / p).is_dir() for p in PHASES):
+        return False
+    try:
+        load_config(folder / "config.yaml")
+    except FerKerasError:
+        return False
+    return True
+
+
+def _remove_run(run_dir: Path) -> None:
+    """Delete what ``ferkeras train`` wrote in ``run_dir``; other files stay."""
+    for name in RUN_ENTRIES:
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    remove_stale_temps(run_dir)
+    others = sorted(p.name for p in run_dir.iterdir())
+    if others:
+        log.warning("--restart kept files that ferkeras did not write in %s: %s", run_dir, ", ".join(others[:5]))
+
+
+def _check_sources(config: TrainConfig, phases: tuple[str, ...]) -> None:
+    """Fail now, not hours into a run, when a phase's ``init_from`` or ``distill_from`` is missing."""
+    from ferkeras.inference.predictor import resolve_model_file
+
+    for phase in phases:
+        settings = getattr(config, phase)
+        if settings.init_from:
+            _resolve_init_path(settings.init_from, phase)
+        if settings.distill_from:
+            try:
+                resolve_model_file(Path(settings.distill_from).expanduser())
+            except FerKerasError as exc:
+                raise FerKerasError(f"config: {phase}.distill_from: {exc}") from None
+
+
 def train(config: TrainConfig, phase: str = "all", restart: bool = False) -> Path:
-    """Run phase ``"1"``, ``"2"`` or ``"all"`` of ``config``; returns the run folder."""
+    """Run phase ``"1"``, ``"2"`` or ``"all"`` of ``config``; returns the run folder.
+
+    ``restart`` deletes an earlier run in the output folder first, but only once
+    the data and every model the config names have been checked, only if the
+    folder holds a ferkeras run, and only the files the run wrote.
+    """
     run_dir = Path(config.output_dir).expanduser()
-    if restart and run_dir.exists():
-        shutil.rmtree(run_dir)
-    _check_config(run_dir, config)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FerKerasError(f"--output {run_dir} is a file, not a folder")
+    if restart and run_dir.is_dir() and any(run_dir.iterdir()) and not is_run_folder(run_dir):
+        raise FerKerasError(
+            f"--restart: {run_dir} does not hold a ferkeras run (no config.yaml with a phase folder); "
+            "refusing to delete anything there: choose another --output"
+        )
+    if not restart:
+        _check_config(run_dir, config)
+    phases = PHASES if phase == "all" else (f"phase{phase}",)
+    _check_sources(config, phases)
+    splits = load_dataset(config.data.root, config.data.image_size, config.data.val_fraction, config.seed, config.data.skip_bad)
+    if restart and run_dir.is_dir():
+        _remove_run(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "config.yaml")
     keras.utils.set_random_seed(config.seed)
     precision = resolve_precision(config.precision, native_bfloat16())
     keras.mixed_precision.set_global_policy(precision)
     print(f"precision: {precision}" + (" (auto)" if config.precision == "auto" else ""), flush=True)
-    splits = load_dataset(config.data.root, config.data.image_size, config.data.val_fraction, config.seed, config.data.skip_bad)
     print("data: " + ", ".join(f"{name} {len(s)}" for name, s in splits.items()), flush=True)
     strategy = _strategy(config)
     verbose = 1 if sys.stdout.isatty() else 2
-    phases = PHASES if phase == "all" else (f"phase{phase}",)
     for name in phases:
         _run_phase(config, name, run_dir, splits, strategy, verbose)
     return run_dir
