@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from ferkeras.errors import FerKerasError
-from ferkeras.io import atomic_write_json
+from ferkeras.io import atomic_write_json, read_json
 
 CARD_NAME = "model_card.json"
 
@@ -29,10 +29,9 @@ def read_card(model_path: str | Path) -> dict:
         raise FerKerasError(
             f"no model card for {model_path}: expected {path} (models trained by ferkeras carry one)"
         )
-    try:
-        card = json.loads(path.read_text())
-    except ValueError as exc:
-        raise FerKerasError(f"{path} is not valid JSON ({exc})") from None
+    card = read_json(path, "model card")
+    if not isinstance(card, dict):
+        raise FerKerasError(f"{path} is not a ferkeras model card (not a JSON object)")
     for key in ("class_names", "input"):
         if key not in card:
             raise FerKerasError(f"{path} lacks {key!r}; is it a ferkeras model card?")

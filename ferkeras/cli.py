@@ -21,7 +21,7 @@ from ferkeras import __version__
 from ferkeras.errors import FerKerasError, describe_os_error
 
 #: Set by ``ferkeras --debug`` (or FERKERAS_DEBUG=1): show tracebacks instead of one line.
-_DEBUG = {"on": bool(os.environ.get("FERKERAS_DEBUG"))}
+_DEBUG = {"on": False}
 
 
 def _quiet_tensorflow() -> None:
@@ -53,7 +53,7 @@ def friendly_errors(func):
 @click.option("--debug", is_flag=True, help="Show Python tracebacks instead of one-line errors.")
 def main(verbose: bool, debug: bool) -> None:
     """Facial emotion recognition with a ResNet18-CBAM (FER2013, 7 classes)."""
-    _DEBUG["on"] = _DEBUG["on"] or debug
+    _DEBUG["on"] = debug or bool(os.environ.get("FERKERAS_DEBUG"))
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _quiet_tensorflow()
 

@@ -63,6 +63,24 @@ def atomic_path(path: str | Path, suffix: str | None = None):
             os.unlink(tmp)
 
 
+def ensure_writable(folder: str | Path, what: str = "output folder") -> Path:
+    """Create ``folder`` if needed and prove a file can be written there, before any long work.
+
+    A read-only, full or missing location is a one-line :class:`FerKerasError` naming it.
+    """
+    from ferkeras.errors import FerKerasError, describe_os_error
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=TEMP_MARKER)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise FerKerasError(f"cannot write to the {what} {folder}: {describe_os_error(exc)}") from None
+    return folder
+
+
 def remove_stale_temps(folder: str | Path) -> list[Path]:
     """Delete temporary files that an interrupted :func:`atomic_path` left in ``folder``.
 
@@ -108,17 +126,18 @@ def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, dumps(obj) + "\n")
 
 
-def read_json(path: str | Path, what: str = "file"):
-    """Parse a JSON file; a missing, unreadable or truncated one is a one-line :class:`FerKerasError`."""
+def read_json(path: str | Path, what: str = "file", hint: str = ""):
+    """Parse a JSON file; a missing or truncated one is a one-line :class:`FerKerasError` (ending in ``hint``)."""
     from ferkeras.errors import FerKerasError
 
     path = Path(path)
+    hint = f"; {hint}" if hint else ""
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise FerKerasError(f"{what} not found: {path}") from None
+        raise FerKerasError(f"{what} not found: {path}{hint}") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise FerKerasError(f"{path} is not valid JSON ({exc}); is the {what} truncated?") from None
+        raise FerKerasError(f"{path} is not valid JSON ({exc}): the {what} is truncated or damaged{hint}") from None
 
 
 class StagedOutputs:
@@ -132,13 +151,13 @@ class StagedOutputs:
     """
 
     def __init__(self):
-        self._staged: list[tuple[Path, Path]] = []
+        self.staged: list[tuple[Path, Path]] = []  # (temporary path, target)
 
     def stage(self, target: str | Path) -> Path:
         target = Path(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f".{target.stem}{TEMP_MARKER}{target.suffix}")
-        self._staged.append((temp, target))
+        self.staged.append((temp, target))
         return temp
 
     @staticmethod
@@ -147,19 +166,19 @@ class StagedOutputs:
 
     def _move(self, partial: bool) -> list[Path]:
         written = []
-        for temp, target in self._staged:
+        for temp, target in self.staged:
             if temp.exists():
                 final = self.partial_name(target) if partial else target
                 os.replace(temp, final)
                 written.append(final)
-        self._staged.clear()
+        self.staged.clear()
         return written
 
     def discard(self) -> None:
         """Delete every staged file (nothing worth keeping was written)."""
-        for temp, _ in self._staged:
+        for temp, _ in self.staged:
             temp.unlink(missing_ok=True)
-        self._staged.clear()
+        self.staged.clear()
 
     def publish(self) -> list[Path]:
         """Rename every staged file onto its target."""

@@ -14,7 +14,7 @@ from ferkeras.errors import FerKerasError
 from ferkeras.evaluation.metrics import classification_metrics, format_report
 from ferkeras.evaluation.plots import plot_confusion, plot_mistakes
 from ferkeras.inference.predictor import Predictor, resolve_model
-from ferkeras.io import atomic_write_json
+from ferkeras.io import atomic_write_json, ensure_writable
 
 TTA_MODES = ("none", "flip", "tencrop")
 
@@ -54,8 +54,9 @@ def evaluate(
         if mode not in TTA_MODES:
             raise FerKerasError(f"--tta must be one of {', '.join(TTA_MODES)}, got {mode!r}")
     predictor = Predictor.load(resolve_model(model))
+    predictor.require_fer_classes()
+    out_dir = ensure_writable(Path(output) if output else card_path(predictor.path).parent / f"eval_{split}")
     faces = load_split(data, split, predictor.face_resize, skip_bad)
-    out_dir = Path(output) if output else card_path(predictor.path).parent / f"eval_{split}"
     results = {"model": str(predictor.path), "format": predictor.format, "data": str(data), "split": split}
     probabilities = predict_with_tta(predictor, faces.images, "none")
     results["none"] = classification_metrics(faces.labels, probabilities, predictor.class_names)
@@ -66,7 +67,6 @@ def evaluate(
             results[mode] = classification_metrics(faces.labels, tta_probs, predictor.class_names)
             print(format_report(results[mode], f"{split} (TTA {mode})"))
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "metrics.json", results)
     counts = np.asarray(results["none"]["confusion_matrix"])
     plot_confusion(counts, predictor.class_names, out_dir / "confusion_matrix.png", normalise=False)

@@ -12,6 +12,7 @@ from ferkeras.errors import FerKerasError
 from ferkeras.export.convert import INT8_FLOAT_OPS, convert_onnx, convert_tflite, export_saved_model, float_layers
 from ferkeras.export.parity import parity, record_artifact
 from ferkeras.inference.predictor import Predictor, resolve_model
+from ferkeras.io import ensure_writable
 
 
 def _data_root(card: dict, data: str | None) -> Path:
@@ -39,8 +40,10 @@ def run_conversions(
     if model_path.suffix != ".keras":
         raise FerKerasError(f"convert needs a .keras model, got {model_path}")
     card = read_card(model_path)
+    ensure_writable(model_path.parent, "model folder")
     root = _data_root(card, data)
     reference = Predictor.load(model_path)
+    reference.require_fer_classes()
     faces = load_split(root, parity_split, reference.face_resize)
     if parity_samples and parity_samples < len(faces):
         faces = faces.subset(np.random.default_rng(0).choice(len(faces), parity_samples, replace=False))

@@ -16,6 +16,7 @@ import numpy as np
 from ferkeras.card import card_path, read_card
 from ferkeras.errors import FerKerasError
 from ferkeras.inference.preprocess import prepare_faces
+from ferkeras.labels import CLASS_NAMES
 
 FORMATS = {".keras": "keras", ".tflite": "tflite", ".onnx": "onnx"}
 #: In a model folder, the file ``Predictor.load(folder)`` picks, best first.
@@ -245,6 +246,14 @@ class Predictor:
         else:
             backend = _OnnxBackend(path, threads)
         return cls(path, card, backend)
+
+    def require_fer_classes(self) -> None:
+        """Refuse to score this model against FER2013 labels unless it predicts :data:`CLASS_NAMES` in that order."""
+        if self.class_names != list(CLASS_NAMES):
+            raise FerKerasError(
+                f"{self.path} predicts {', '.join(self.class_names)}; scoring on FER2013 labels needs "
+                f"{', '.join(CLASS_NAMES)} in that order"
+            )
 
     def prepare(self, faces) -> np.ndarray:
         """Face crops -> the float32 model input batch."""

@@ -116,7 +116,7 @@ class RunStats:
     wall: float = 0.0
     stopped_by: str | None = None
     written: list = field(default_factory=list)  # output paths, complete ones under their own names
-    partial: bool = False  # True when a failure left ``written`` as NAME.partial.EXT files
+    partial: str | None = None  # why ``written`` are NAME.partial.EXT files, if they are
 
     @property
     def fps(self) -> float:
@@ -176,6 +176,13 @@ class _Outputs:
             raise FerKerasError(f"cannot write {path}: {exc.strerror}") from None
 
     def write(self, index: int, timestamp: float, faces: list[FaceResult], frame: np.ndarray | None) -> None:
+        try:
+            self._write(index, timestamp, faces, frame)
+        except OSError as exc:  # a full disk or a vanished folder, named
+            names = ", ".join(str(target) for _, target in self.staged.staged)
+            raise FerKerasError(f"cannot write {names}: {exc.strerror or exc}") from None
+
+    def _write(self, index: int, timestamp: float, faces: list[FaceResult], frame: np.ndarray | None) -> None:
         if self.csv:
             for face in faces:
                 b = face.box
@@ -213,11 +220,12 @@ class _Outputs:
         finally:
             capture.release()
 
-    def close(self, complete: bool) -> tuple[list[Path], bool]:
+    def close(self, complete: bool) -> tuple[list[Path], str | None]:
         """Finish every file; publish them if ``complete`` and all closed cleanly, else keep them as partial.
 
-        Returns the paths written and whether they are partial.
+        Returns the paths written and, for partial ones, what went wrong.
         """
+        problem = None if complete else "the run failed"
         if self.writer is not None:
             self.writer.release()
         for handle in (self.csv_file, self.jsonl):
@@ -225,12 +233,10 @@ class _Outputs:
                 try:
                     handle.close()
                 except OSError as exc:  # the final flush hit a full disk
-                    print(f"error while finishing {handle.name}: {exc.strerror}", file=sys.stderr)
-                    complete = False
-        if complete and not self._video_complete():
-            print(f"{self.video_path}: the video writer lost frames (disk full?)", file=sys.stderr)
-            complete = False
-        return (self.staged.publish(), False) if complete else (self.staged.keep_partial(), True)
+                    problem = problem or f"finishing {handle.name} failed: {exc.strerror}"
+        if problem is None and not self._video_complete():
+            problem = f"the video writer lost frames of {self.video_path} (disk full?)"
+        return (self.staged.publish(), None) if problem is None else (self.staged.keep_partial(), problem)
 
 
 def run(
@@ -249,8 +255,8 @@ def run(
     until it ends, ``max_frames``, Ctrl-C or SIGTERM.
 
     ``stats.written`` lists the files written: under their own names when the run
-    ended normally or by a signal, as ``NAME.partial.EXT`` when it failed (the
-    error is raised after they are set aside).
+    ended normally or by a signal. When it failed, or an output came out short
+    (a full disk), they are kept as ``NAME.partial.EXT`` and an error is raised.
     """
     if every < 1:
         raise FerKerasError(f"--every must be >= 1, got {every}")
@@ -320,6 +326,8 @@ def run(
             signal.signal(sig, handler)
         if display:
             cv2.destroyAllWindows()
+    if stats.partial:
+        raise FerKerasError(f"{stats.partial}; incomplete outputs kept as " + ", ".join(map(str, stats.written)))
     for stage in ("detect", "classify", "smooth"):
         stats.seconds[stage] = recognizer.timings[stage] - timings_before[stage]
     return stats

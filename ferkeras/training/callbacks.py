@@ -21,7 +21,7 @@ def load_state(phase_dir: Path) -> dict | None:
     path = phase_dir / "state.json"
     if not path.exists():
         return None
-    state = read_json(path, "training state")
+    state = read_json(path, "training state", hint="restore it, or pass --restart to start the run over")
     if not isinstance(state, dict) or not isinstance(state.get("epoch"), int) or not isinstance(state.get("history"), list):
         raise FerKerasError(f"{path} is not a ferkeras training state (no epoch count or history)")
     return state

@@ -37,7 +37,7 @@ from ferkeras.evaluation.metrics import classification_metrics
 from ferkeras.io import atomic_write_json, remove_stale_temps
 from ferkeras.labels import CLASS_NAMES
 from ferkeras.models import build_model
-from ferkeras.models.files import load_keras_model
+from ferkeras.models.files import check_keras_file, load_keras_model
 from ferkeras.training.averaging import averaged_epochs, average_snapshots, recalibrate_batchnorm, snapshot_path
 from ferkeras.training.callbacks import NonFiniteGuard, ResumablePlateau, RunCheckpoint, load_state, save_model_atomic
 from ferkeras.training.distillation import distillation_targets
@@ -326,7 +326,8 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
         keras.utils.set_random_seed(seed)
     with strategy.scope():
         if state and (phase_dir / "last.keras").exists():
-            model = load_keras_model(phase_dir / "last.keras", compile=True, what="checkpoint")
+            model = load_keras_model(phase_dir / "last.keras", compile=True, what="checkpoint",
+                                     hint="; delete it to start this phase over, or pass --restart to start the run over")
             print(f"[{phase}] resuming after epoch {state['epoch']} from {phase_dir / 'last.keras'}", flush=True)
         else:
             state = {"epoch": 0, "history": [], "wait": 0}
@@ -429,7 +430,7 @@ def _check_sources(config: TrainConfig, phases: tuple[str, ...]) -> None:
     for phase in phases:
         settings = getattr(config, phase)
         if settings.init_from:
-            _resolve_init_path(settings.init_from, phase)
+            check_keras_file(_resolve_init_path(settings.init_from, phase), f"{phase}.init_from model")
         if settings.distill_from:
             try:
                 resolve_model_file(Path(settings.distill_from).expanduser())
