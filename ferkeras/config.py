@@ -158,7 +158,7 @@ def _build(cls, values: dict, where: str):
     for key, value in values.items():
         if key not in known:
             raise FerKerasError(
-                f"config: unknown key {where + key!r}; valid keys: {', '.join(known)}"
+                f"config: unknown key {where + str(key)!r}; valid keys: {', '.join(known)}"
             )
         hint = hints[key]
         if dataclasses.is_dataclass(hint):

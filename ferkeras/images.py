@@ -75,12 +75,12 @@ def to_uint8(image: np.ndarray, what: str = "image") -> np.ndarray:
             raise FerKerasError(f"{what}: integer pixels must lie in 0..255 (got {low}..{high}); pass uint8 or uint16")
         return image.astype(np.uint8)
     if np.issubdtype(image.dtype, np.floating):
-        values = image.astype(np.float32)
-        if not np.isfinite(values).all():
+        if not np.isfinite(image).all():
             raise FerKerasError(f"{what}: pixels contain NaN or infinite values")
-        low, high = float(values.min()), float(values.max())
+        low, high = float(image.min()), float(image.max())
         if low < 0 or high > 255:
             raise FerKerasError(f"{what}: float pixels must lie in 0..1 or 0..255 (got {low:g}..{high:g})")
+        values = image.astype(np.float32)
         if high <= 1.0:
             values = values * 255.0
         return np.round(values).astype(np.uint8)

@@ -210,6 +210,11 @@ def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, S
         else:
             take = 0
         val_index.extend(rng.choice(members, take, replace=False).tolist())
+    if not val_index:
+        raise FerKerasError(
+            f"{len(split)} training face(s) are too few to hold out a validation split "
+            "(each class needs two or more); add a val split"
+        )
     val_mask = np.zeros(len(split), bool)
     val_mask[val_index] = True
     return (
