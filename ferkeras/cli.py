@@ -154,20 +154,23 @@ def evaluate(model, data, split, tta, output, skip_bad, update_card) -> None:
 @click.option("--data", help="Faces for calibration (train split) and parity [default: the card's training data].")
 @click.option("--parity-split", default="val", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--parity-samples", default=0, show_default=True, help="Faces used for parity (0: the whole split).")
-@click.option("--calibration-samples", default=500, show_default=True, help="Training faces for int8 calibration.")
-@click.option("--int8-float-ops", default="MUL", show_default=True,
-              help="Comma-separated TFLite op types an int8 model keeps in float32 ('' for none).")
+@click.option("--calibration-samples", type=int,
+              help="Training faces for int8 calibration [default: as the model's card says, else 500].")
+@click.option("--int8-float-ops",
+              help="Comma-separated TFLite op types an int8 model keeps in float32 ('' for none) "
+                   "[default: as the model's card says (its last int8 export, else its config's export section)].")
 @friendly_errors
 def convert(model, tflite, quantize, onnx, saved_model, data, parity_split, parity_samples, calibration_samples,
             int8_float_ops) -> None:
     """Export to TFLite/ONNX/SavedModel beside the model, with a parity check each."""
-    from ferkeras.export.convert import parse_float_ops
+    from ferkeras.config import parse_float_ops
     from ferkeras.export.workflow import run_conversions
 
     if not (tflite or onnx or saved_model or quantize):
         raise click.UsageError("choose at least one of --tflite, --onnx, --saved-model")
     run_conversions(model, quantize or (("none",) if tflite else ()), onnx, saved_model, data,
-                    parity_split, parity_samples, calibration_samples, parse_float_ops(int8_float_ops))
+                    parity_split, parity_samples, calibration_samples,
+                    None if int8_float_ops is None else parse_float_ops(int8_float_ops, "--int8-float-ops"))
 
 
 @main.command()

@@ -80,7 +80,7 @@ def test_int8_conversion_does_not_warn_about_tf_lite_interpreter(tiny_model, tmp
         target = convert_tflite(tiny_model / "model.keras", "int8", calibration, output=tmp_path / "m.tflite")
     assert target.stat().st_size > 10_000
     assert not [w for w in caught if "tf.lite.Interpreter is deprecated" in str(w.message)]
-    # CBAM's products kept in float (the default) make another graph than all-int8
+    # CBAM's attention kept in float (the default) makes another graph than all-int8
     all_int8 = convert_tflite(tiny_model / "model.keras", "int8", calibration, output=tmp_path / "all.tflite", float_ops=())
     assert all_int8.read_bytes() != target.read_bytes()
 
@@ -93,6 +93,33 @@ def test_int8_float_ops_option(tiny_model):
                                   "--parity-samples", "30", "--calibration-samples", "16"])
     assert result.exit_code == 0, result.output
     assert _card(tiny_model)["artifacts"]["tflite_int8"]["float_ops"] == ["MUL", "MEAN"]
+    # without options, convert repeats the settings that made the current int8 export
+    again = runner.invoke(main, ["convert", "--model", str(tiny_model), "--quantize", "int8", "--parity-samples", "30"])
+    assert again.exit_code == 0, again.output
+    made = _card(tiny_model)["artifacts"]["tflite_int8"]
+    assert made["float_ops"] == ["MUL", "MEAN"] and made["calibration_samples"] == 16
+
+
+def test_int8_settings_come_from_the_card_then_the_config():
+    from ferkeras.config import ExportConfig, parse_float_ops
+    from ferkeras.export.workflow import int8_settings
+
+    assert int8_settings({}) == {"float_ops": parse_float_ops(ExportConfig().int8_float_ops), "calibration_samples": 500}
+    configured = {"training": {"config": {"export": {"int8_float_ops": "MUL", "calibration_samples": 64}}}}
+    assert int8_settings(configured) == {"float_ops": ("MUL",), "calibration_samples": 64}
+    made = {**configured, "artifacts": {"tflite_int8": {"float_ops": ["ADD"], "calibration_samples": 32}}}
+    assert int8_settings(made) == {"float_ops": ("ADD",), "calibration_samples": 32}
+    assert int8_settings(made, ("SUM",), 8) == {"float_ops": ("SUM",), "calibration_samples": 8}
+
+
+@pytest.mark.parametrize("name", ["fer2013_resnet18_cbam_small", "fer2013_resnet18_cbam"])
+def test_shipped_cards_say_how_their_int8_export_was_made(name):
+    from conftest import REPO
+    from ferkeras.export.workflow import int8_settings
+
+    card = _card(REPO / "saved_models" / name)
+    made = card["artifacts"]["tflite_int8"]
+    assert int8_settings(card) == {"float_ops": tuple(made["float_ops"]), "calibration_samples": made["calibration_samples"]}
 
 
 def _narrow_unit_model(folder):

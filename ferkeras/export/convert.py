@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ferkeras.card import read_card
+from ferkeras.config import ExportConfig, parse_float_ops
 from ferkeras.errors import FerKerasError
 from ferkeras.io import atomic_path
 
@@ -28,11 +29,6 @@ TFLITE_NAMES = {
     "dynamic": "model_dynamic.tflite",
     "int8": "model_int8.tflite",
 }
-# TFLite op types an int8 model keeps in float. CBAM's attention products
-# (features x sigmoid weights) lose 1.6 pp of val accuracy when quantized per
-# tensor (shipped model: 93 % top-1 agreement); kept in float they give 97.6 %
-# agreement, -0.45 pp, at the same latency (docs/benchmarks.md).
-INT8_FLOAT_OPS = ("MUL",)
 # XNNPACK, the CPU kernels LiteRT runs by default, refuses an int8 convolution or
 # fully connected layer whose requantization scale (input scale x weight scale /
 # output scale) is 256 or more, and with it the whole model (XNNPACK's
@@ -41,15 +37,6 @@ INT8_FLOAT_OPS = ("MUL",)
 # (2.3e4 in one small-stem model); such layers are kept in float32.
 XNNPACK_MAX_REQUANTIZATION_SCALE = 256.0
 _WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-
-
-def parse_float_ops(text: str) -> tuple[str, ...]:
-    """``"MUL,MEAN"`` -> ``("MUL", "MEAN")``; TFLite op types are upper-case names."""
-    ops = tuple(op.strip().upper() for op in text.split(",") if op.strip())
-    bad = [op for op in ops if not re.fullmatch(r"[A-Z][A-Z0-9_]*", op)]
-    if bad:
-        raise FerKerasError(f"--int8-float-ops: {', '.join(bad)} is not a TFLite op type (e.g. MUL, MEAN, ADD)")
-    return ops
 
 
 def _weighted_layers(flatbuffer: bytes):
@@ -123,13 +110,15 @@ def convert_tflite(
     quantization: str = "none",
     calibration: np.ndarray | None = None,
     output: Path | None = None,
-    float_ops: tuple[str, ...] = INT8_FLOAT_OPS,
+    float_ops: tuple[str, ...] | None = None,
 ) -> Path:
     """Write a ``.tflite`` file; int8 needs ``calibration`` images (N, S, S, C) float32.
 
     ``float_ops`` are the TFLite op types (``MUL``, ``MEAN``, ...) an int8 model
-    leaves in float32.
+    leaves in float32 (None: :class:`~ferkeras.config.ExportConfig`'s default).
     """
+    if float_ops is None:
+        float_ops = parse_float_ops(ExportConfig().int8_float_ops)
     if quantization not in QUANTIZATIONS:
         raise FerKerasError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
     if quantization == "int8" and (calibration is None or not len(calibration)):

@@ -9,7 +9,8 @@ import numpy as np
 from ferkeras.card import read_card
 from ferkeras.data.sources import load_split
 from ferkeras.errors import FerKerasError
-from ferkeras.export.convert import INT8_FLOAT_OPS, convert_onnx, convert_tflite, export_saved_model, float_layers
+from ferkeras.config import ExportConfig, parse_float_ops
+from ferkeras.export.convert import convert_onnx, convert_tflite, export_saved_model, float_layers
 from ferkeras.export.parity import parity, record_artifact
 from ferkeras.inference.predictor import Predictor, resolve_model
 from ferkeras.io import ensure_writable
@@ -24,6 +25,21 @@ def _data_root(card: dict, data: str | None) -> Path:
     return Path(root)
 
 
+def int8_settings(card: dict, float_ops: tuple[str, ...] | None = None, calibration_samples: int | None = None) -> dict:
+    """The int8 settings to use: the ones given, else those that made the model's current
+    int8 export (its card), else its training config's ``export`` section, else the defaults.
+
+    So ``ferkeras convert`` with no options reproduces a shipped export.
+    """
+    made = card.get("artifacts", {}).get("tflite_int8", {})
+    configured = {**vars(ExportConfig()), **card.get("training", {}).get("config", {}).get("export", {})}
+    if float_ops is None:
+        float_ops = tuple(made["float_ops"]) if "float_ops" in made else parse_float_ops(configured["int8_float_ops"])
+    if calibration_samples is None:
+        calibration_samples = int(made.get("calibration_samples", configured["calibration_samples"]))
+    return {"float_ops": tuple(float_ops), "calibration_samples": calibration_samples}
+
+
 def run_conversions(
     model: str | Path | None,
     quantizations=(),
@@ -32,14 +48,18 @@ def run_conversions(
     data: str | None = None,
     parity_split: str = "val",
     parity_samples: int = 0,
-    calibration_samples: int = 500,
-    float_ops: tuple[str, ...] = INT8_FLOAT_OPS,
+    calibration_samples: int | None = None,
+    float_ops: tuple[str, ...] | None = None,
 ) -> dict:
-    """Convert ``model`` to each requested format; returns {artifact key: parity}."""
+    """Convert ``model`` to each requested format; returns {artifact key: parity}.
+
+    int8 settings left at None come from the model's card (:func:`int8_settings`).
+    """
     model_path = resolve_model(model, prefer=("model.keras",))
     if model_path.suffix != ".keras":
         raise FerKerasError(f"convert needs a .keras model, got {model_path}")
     card = read_card(model_path)
+    settings = int8_settings(card, float_ops, calibration_samples)
     ensure_writable(model_path.parent, "model folder")
     root = _data_root(card, data)
     reference = Predictor.load(model_path)
@@ -50,14 +70,15 @@ def run_conversions(
     calibration = None
     if "int8" in quantizations:
         train = load_split(root, "train", reference.face_resize)
-        pick = np.random.default_rng(0).choice(len(train), min(calibration_samples, len(train)), replace=False)
+        pick = np.random.default_rng(0).choice(len(train), min(settings["calibration_samples"], len(train)), replace=False)
         calibration = reference.prepare(train.images[pick])
 
     jobs = [
         (
             f"tflite_{q}",
-            lambda q=q: convert_tflite(model_path, q, calibration, float_ops=float_ops),
-            {"format": "tflite", "quantization": q, **({"float_ops": list(float_ops)} if q == "int8" else {})},
+            lambda q=q: convert_tflite(model_path, q, calibration, float_ops=settings["float_ops"]),
+            {"format": "tflite", "quantization": q,
+             **({"float_ops": list(settings["float_ops"]), "calibration_samples": settings["calibration_samples"]} if q == "int8" else {})},
         )
         for q in quantizations
     ]
