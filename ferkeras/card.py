@@ -10,16 +10,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ferkeras.artifacts import CARD_FILE
 from ferkeras.errors import FerKerasError
 from ferkeras.io import atomic_write_json, read_json
 
-CARD_NAME = "model_card.json"
 
 
 def card_path(model_path: str | Path) -> Path:
     """The card beside a model file, or inside a run folder."""
     model_path = Path(model_path)
-    return (model_path if model_path.is_dir() else model_path.parent) / CARD_NAME
+    return (model_path if model_path.is_dir() else model_path.parent) / CARD_FILE
 
 
 def read_card(model_path: str | Path) -> dict:

@@ -18,7 +18,13 @@ from pathlib import Path
 import click
 
 from ferkeras import __version__
+from ferkeras.artifacts import TFLITE_FILES
+from ferkeras.config import ATTENTIONS, CLASS_WEIGHTINGS, PRECISIONS, STEMS, STRATEGIES
+from ferkeras.data.sources import SPLITS
 from ferkeras.errors import FerKerasError, describe_os_error
+from ferkeras.images import TTA_MODES
+from ferkeras.inference.faces import DETECTORS
+from ferkeras.inference.smoothing import SMOOTHINGS
 
 #: Set by ``ferkeras --debug`` (or FERKERAS_DEBUG=1): show tracebacks instead of one line.
 _DEBUG = {"on": False}
@@ -74,15 +80,15 @@ def main(verbose: bool, debug: bool) -> None:
 @click.option("--lr1", type=float, help="Phase 1 learning rate.")
 @click.option("--lr2", type=float, help="Phase 2 learning rate.")
 @click.option("--weights", help="none, imagenet, or a resnet18 .safetensors file.")
-@click.option("--attention", type=click.Choice(["cbam", "none"]))
-@click.option("--stem", type=click.Choice(["imagenet", "small", "small_pool"]))
+@click.option("--attention", type=click.Choice(ATTENTIONS))
+@click.option("--stem", type=click.Choice(STEMS))
 @click.option("--augment", type=float, help="Scale every augmentation strength (0 disables all).")
-@click.option("--class-weighting", type=click.Choice(["none", "inverse", "sqrt-inverse"]))
+@click.option("--class-weighting", type=click.Choice(CLASS_WEIGHTINGS))
 @click.option(
-    "--precision", type=click.Choice(["auto", "float32", "mixed_bfloat16"]),
+    "--precision", type=click.Choice(PRECISIONS),
     help="auto (default): mixed_bfloat16 only on bfloat16 hardware (GPU >= 8.0, AVX512-BF16/AMX CPU).",
 )
-@click.option("--strategy", type=click.Choice(["default", "mirrored"]), help="mirrored: all visible GPUs.")
+@click.option("--strategy", type=click.Choice(STRATEGIES), help="mirrored: all visible GPUs.")
 @click.option("--seed", type=int)
 @click.option("--skip-bad", is_flag=True, default=None, help="Skip unreadable images and bad CSV rows (warn with counts).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. phase2.schedule=plateau.")
@@ -131,8 +137,8 @@ def soup(runs, output) -> None:
 @main.command()
 @click.option("--model", help="Run folder, model folder or model file (.keras/.tflite/.onnx) [default: the shipped model].")
 @click.option("--data", default="../shared/fer2013", show_default=True, help="Data root (class folders) or fer2013.csv.")
-@click.option("--split", default="val", show_default=True, type=click.Choice(["train", "val", "test"]))
-@click.option("--tta", multiple=True, type=click.Choice(["flip", "tencrop"]), help="Also report test-time augmentation; repeat for both.")
+@click.option("--split", default="val", show_default=True, type=click.Choice(SPLITS))
+@click.option("--tta", multiple=True, type=click.Choice(TTA_MODES[1:]), help="Also report test-time augmentation; repeat for both.")
 @click.option("--output", help="Folder for metrics.json and PNGs [default: MODEL_DIR/eval_SPLIT].")
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable images and bad CSV rows.")
 @click.option("--update-card", is_flag=True, help="Store the metrics in the model card.")
@@ -147,12 +153,12 @@ def evaluate(model, data, split, tta, output, skip_bad, update_card) -> None:
 @main.command()
 @click.option("--model", help="A .keras file, or a folder holding model.keras [default: the shipped model].")
 @click.option("--tflite", is_flag=True, help="Write TFLite model(s).")
-@click.option("--quantize", multiple=True, type=click.Choice(["none", "float16", "dynamic", "int8"]),
+@click.option("--quantize", multiple=True, type=click.Choice(list(TFLITE_FILES)),
               help="TFLite quantization; repeat for several [default: none].")
 @click.option("--onnx", is_flag=True, help="Write model.onnx (tf2onnx).")
 @click.option("--saved-model", is_flag=True, help="Write a TensorFlow SavedModel folder.")
 @click.option("--data", help="Faces for calibration (train split) and parity [default: the card's training data].")
-@click.option("--parity-split", default="val", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--parity-split", default="val", show_default=True, type=click.Choice(SPLITS))
 @click.option("--parity-samples", default=0, show_default=True, help="Faces used for parity (0: the whole split).")
 @click.option("--calibration-samples", type=int,
               help="Training faces for int8 calibration [default: as the model's card says, else 500].")
@@ -176,14 +182,14 @@ def convert(model, tflite, quantize, onnx, saved_model, data, parity_split, pari
 @main.command()
 @click.option("--source", default="0", show_default=True, help="Camera index, video file, image, image folder or URL.")
 @click.option("--model", help="Model file or folder [default: the shipped model, TFLite int8 if present].")
-@click.option("--detector", default="blazeface", show_default=True, type=click.Choice(["blazeface", "blazeface-short", "haar"]))
+@click.option("--detector", default=DETECTORS[0], show_default=True, type=click.Choice(DETECTORS))
 @click.option("--display/--no-display", default=None, help="Show a window [default: on for cameras].")
 @click.option("--output", type=click.Path(dir_okay=False), help="Annotated video (.mp4).")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Per-frame CSV (one row per face, or an empty row).")
 @click.option("--jsonl", type=click.Path(dir_okay=False), help="Per-frame JSON lines.")
 @click.option("--max-frames", type=int, help="Stop after this many frames.")
 @click.option("--every", default=1, show_default=True, help="Run detection and the model on every N-th frame; carry results between.")
-@click.option("--smoothing", default="ema", show_default=True, type=click.Choice(["ema", "mean", "none"]))
+@click.option("--smoothing", default=SMOOTHINGS[0], show_default=True, type=click.Choice(SMOOTHINGS))
 @click.option("--alpha", default=0.2, show_default=True, help="EMA weight of the newest frame.")
 @click.option("--window", default=10, show_default=True, help="Frames in the moving average (--smoothing mean).")
 @click.option("--threshold", default=0.4, show_default=True, help="Below this smoothed confidence the label is 'uncertain'.")
@@ -221,7 +227,7 @@ def cam(source, model, detector, display, output, csv_path, jsonl, max_frames, e
 @main.command()
 @click.argument("models", nargs=-1, required=True)
 @click.option("--data", help="Data root for accuracy (omit to time random faces only).")
-@click.option("--split", default="val", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--split", default="val", show_default=True, type=click.Choice(SPLITS))
 @click.option("--threads", default=1, show_default=True, help="Inference threads.")
 @click.option("--runs", default=300, show_default=True, help="Timed batch-1 calls per model.")
 @click.option("--batch", default=64, show_default=True, help="Batch size for throughput.")

@@ -19,6 +19,19 @@ from ferkeras.errors import FerKerasError
 from ferkeras.io import atomic_write_text
 
 
+#: The choices of each setting that takes a name; the CLI offers the same lists.
+STEMS = ("imagenet", "small", "small_pool")
+ATTENTIONS = ("cbam", "none")
+CLASS_WEIGHTINGS = ("none", "inverse", "sqrt-inverse")
+MONITORS = ("val_macro_f1", "val_accuracy", "val_loss")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+STRATEGIES = ("default", "mirrored")
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "plateau", "constant")
+TRAINABLES = ("all", "attention_and_head")
+AVERAGE_BATCHNORM = ("reestimate", "average")
+
+
 @dataclass
 class DataConfig:
     """Where the faces come from and the size the model sees them at."""
@@ -283,20 +296,20 @@ def load_config(
 def validate(config: TrainConfig) -> None:
     """Reject values that would only fail later, deep inside TensorFlow."""
     choices = {
-        "model.attention": (config.model.attention, ("cbam", "none")),
-        "model.stem": (config.model.stem, ("imagenet", "small", "small_pool")),
-        "class_weighting": (config.class_weighting, ("none", "inverse", "sqrt-inverse")),
-        "monitor": (config.monitor, ("val_macro_f1", "val_accuracy", "val_loss")),
-        "precision": (config.precision, ("auto", "float32", "mixed_bfloat16")),
-        "strategy": (config.strategy, ("default", "mirrored")),
+        "model.attention": (config.model.attention, ATTENTIONS),
+        "model.stem": (config.model.stem, STEMS),
+        "class_weighting": (config.class_weighting, CLASS_WEIGHTINGS),
+        "monitor": (config.monitor, MONITORS),
+        "precision": (config.precision, PRECISIONS),
+        "strategy": (config.strategy, STRATEGIES),
         "data.channels": (config.data.channels, (1, 3)),
     }
     for phase in ("phase1", "phase2"):
         p = getattr(config, phase)
-        choices[f"{phase}.optimizer"] = (p.optimizer, ("adamw", "sgd"))
-        choices[f"{phase}.schedule"] = (p.schedule, ("cosine", "plateau", "constant"))
-        choices[f"{phase}.trainable"] = (p.trainable, ("all", "attention_and_head"))
-        choices[f"{phase}.average_batchnorm"] = (p.average_batchnorm, ("reestimate", "average"))
+        choices[f"{phase}.optimizer"] = (p.optimizer, OPTIMIZERS)
+        choices[f"{phase}.schedule"] = (p.schedule, SCHEDULES)
+        choices[f"{phase}.trainable"] = (p.trainable, TRAINABLES)
+        choices[f"{phase}.average_batchnorm"] = (p.average_batchnorm, AVERAGE_BATCHNORM)
         if p.epochs < 0 or p.learning_rate <= 0:
             raise FerKerasError(f"config: {phase}.epochs must be >= 0 and learning_rate > 0")
         _check_range(f"{phase}.weight_decay", p.weight_decay, 0, None)

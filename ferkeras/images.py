@@ -146,6 +146,19 @@ def center_crop(images: np.ndarray, crop: int) -> np.ndarray:
     return images[:, top : top + crop, left : left + crop]
 
 
+#: Test-time augmentation: none, the mean over each face and its mirror image, or over ten crops.
+TTA_MODES = ("none", "flip", "tencrop")
+
+
+def ten_crops(images: np.ndarray, crop: int) -> list[np.ndarray]:
+    """The four corner crops, the centre crop, and their mirror images (N, H, W[, C])."""
+    height, width = images.shape[1:3]
+    corners = [(0, 0), (0, width - crop), (height - crop, 0), (height - crop, width - crop)]
+    crops = [images[:, y : y + crop, x : x + crop] for y, x in corners]
+    crops.append(center_crop(images, crop))
+    return crops + [np.ascontiguousarray(c[:, :, ::-1]) for c in crops]
+
+
 def to_model_input(images: np.ndarray, channels: int, crop: int = 0) -> np.ndarray:
     """uint8 (N, H, W) faces -> float32 (N, S, S, channels) in 0..255, centre-cropped."""
     images = center_crop(np.asarray(images), crop).astype(np.float32)[..., None]

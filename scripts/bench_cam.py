@@ -28,7 +28,8 @@ import cv2
 import numpy as np
 
 from ferkeras.inference.faces import HaarDetector, make_detector
-from ferkeras.inference.predictor import SHIPPED_MODEL, Predictor
+from ferkeras.artifacts import DEFAULT_MODEL, TFLITE_FILES, resolve_model
+from ferkeras.inference.predictor import Predictor
 from ferkeras.inference.recognizer import Recognizer
 from ferkeras.inference.runner import run
 from ferkeras.inference.smoothing import Smoother, Track
@@ -134,7 +135,7 @@ def rss_mb() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(REPO / SHIPPED_MODEL / "model_int8.tflite"))
+    parser.add_argument("--model", default=str(resolve_model(DEFAULT_MODEL, (TFLITE_FILES["int8"],))))
     parser.add_argument("--clip", default=str(REPO / "samples/stage_and_audience.mp4"))
     parser.add_argument("--alpha", type=float, default=0.2)
     parser.add_argument("--window", type=int, default=10)

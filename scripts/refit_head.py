@@ -29,7 +29,7 @@ from ferkeras.images import to_model_input
 from ferkeras.data.pipeline import class_weights
 from ferkeras.data.sources import load_split
 from ferkeras.evaluation.metrics import classification_metrics
-from ferkeras.inference.predictor import resolve_model
+from ferkeras.artifacts import KERAS_ONLY, resolve_model
 from ferkeras.labels import NUM_CLASSES
 
 
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     args = parser.parse_args()
 
-    model_file = resolve_model(args.model, ("model.keras",))
+    model_file = resolve_model(args.model, KERAS_ONLY)
     config = read_card(model_file.parent)["training"]["config"]
     model = keras.models.load_model(model_file, compile=False)
     head = model.get_layer("predictions")

@@ -12,7 +12,6 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ferkeras.config import AugmentConfig  # noqa: E402
-from ferkeras.images import center_crop  # noqa: E402
 
 
 def build_train_transform(config: AugmentConfig, crop: int = 0) -> A.Compose:
@@ -49,12 +48,3 @@ def build_train_transform(config: AugmentConfig, crop: int = 0) -> A.Compose:
             )
         )
     return A.Compose(steps)
-
-
-def ten_crops(images: np.ndarray, crop: int) -> list[np.ndarray]:
-    """The four corner crops, the centre crop, and their mirror images (N, H, W[, C])."""
-    height, width = images.shape[1:3]
-    corners = [(0, 0), (0, width - crop), (height - crop, 0), (height - crop, width - crop)]
-    crops = [images[:, y : y + crop, x : x + crop] for y, x in corners]
-    crops.append(center_crop(images, crop))
-    return crops + [np.ascontiguousarray(c[:, :, ::-1]) for c in crops]

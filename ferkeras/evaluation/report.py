@@ -7,16 +7,15 @@ from pathlib import Path
 import numpy as np
 
 from ferkeras.card import card_path, update_card
-from ferkeras.data.augment import ten_crops
-from ferkeras.images import to_model_input
+from ferkeras.images import TTA_MODES, ten_crops, to_model_input
 from ferkeras.data.sources import load_split
 from ferkeras.errors import FerKerasError
 from ferkeras.evaluation.metrics import classification_metrics, format_report
 from ferkeras.evaluation.plots import plot_confusion, plot_mistakes
-from ferkeras.inference.predictor import Predictor, resolve_model
+from ferkeras.artifacts import resolve_model
+from ferkeras.inference.predictor import Predictor
 from ferkeras.io import atomic_write_json, ensure_writable
 
-TTA_MODES = ("none", "flip", "tencrop")
 
 
 def predict_with_tta(predictor: Predictor, faces: np.ndarray, mode: str) -> np.ndarray:

@@ -17,18 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ferkeras.artifacts import ONNX_FILE, TFLITE_FILES
 from ferkeras.card import read_card
 from ferkeras.config import ExportConfig, parse_float_ops
 from ferkeras.errors import FerKerasError
 from ferkeras.io import atomic_path
 
-QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
-TFLITE_NAMES = {
-    "none": "model.tflite",
-    "float16": "model_float16.tflite",
-    "dynamic": "model_dynamic.tflite",
-    "int8": "model_int8.tflite",
-}
+QUANTIZATIONS = tuple(TFLITE_FILES)
 # XNNPACK, the CPU kernels LiteRT runs by default, refuses an int8 convolution or
 # fully connected layer whose requantization scale (input scale x weight scale /
 # output scale) is 256 or more, and with it the whole model (XNNPACK's
@@ -134,7 +129,7 @@ def convert_tflite(
         flatbuffer = _run_converter(converter, quantization, calibration, float_ops)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    target = output or model_path.parent / TFLITE_NAMES[quantization]
+    target = output or model_path.parent / TFLITE_FILES[quantization]
     with atomic_path(target) as tmp:
         tmp.write_bytes(flatbuffer)
     return target
@@ -192,7 +187,7 @@ def convert_onnx(model_path: Path, output: Path | None = None, opset: int = 17) 
         raise FerKerasError("ONNX export needs tf2onnx: pip install 'ferkeras[train]'") from None
     card = read_card(model_path)
     model = _load_keras(model_path)
-    target = output or model_path.parent / "model.onnx"
+    target = output or model_path.parent / ONNX_FILE
     with atomic_path(target) as tmp:
         try:
             # from_keras, not from_function: the latter turns the Normalization

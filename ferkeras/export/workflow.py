@@ -12,7 +12,8 @@ from ferkeras.errors import FerKerasError
 from ferkeras.config import ExportConfig, parse_float_ops
 from ferkeras.export.convert import convert_onnx, convert_tflite, export_saved_model, float_layers
 from ferkeras.export.parity import parity, record_artifact
-from ferkeras.inference.predictor import Predictor, resolve_model
+from ferkeras.artifacts import KERAS_ONLY, resolve_model
+from ferkeras.inference.predictor import Predictor
 from ferkeras.io import ensure_writable
 
 
@@ -55,9 +56,7 @@ def run_conversions(
 
     int8 settings left at None come from the model's card (:func:`int8_settings`).
     """
-    model_path = resolve_model(model, prefer=("model.keras",))
-    if model_path.suffix != ".keras":
-        raise FerKerasError(f"convert needs a .keras model, got {model_path}")
+    model_path = resolve_model(model, prefer=KERAS_ONLY)
     card = read_card(model_path)
     settings = int8_settings(card, float_ops, calibration_samples)
     ensure_writable(model_path.parent, "model folder")

@@ -13,53 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ferkeras.artifacts import FORMATS, resolve_model_file
 from ferkeras.card import card_path, read_card
 from ferkeras.errors import FerKerasError
 from ferkeras.inference.preprocess import prepare_faces
 from ferkeras.labels import CLASS_NAMES
-
-FORMATS = {".keras": "keras", ".tflite": "tflite", ".onnx": "onnx"}
-#: In a model folder, the file ``Predictor.load(folder)`` picks, best first.
-FOLDER_PREFERENCE = ("model.keras", "model_int8.tflite", "model_float16.tflite", "model.tflite", "model.onnx")
-
-
-def resolve_model_file(path: str | Path, prefer: tuple[str, ...] = FOLDER_PREFERENCE) -> Path:
-    """A model file, or the preferred model file inside a model/run folder."""
-    path = Path(path)
-    if path.is_dir():
-        for name in prefer:
-            if (path / name).is_file():
-                return path / name
-        raise FerKerasError(f"no model file in {path}: expected one of {', '.join(prefer)}")
-    if not path.exists():
-        raise FerKerasError(f"model not found: {path}")
-    if path.suffix.lower() not in FORMATS:
-        raise FerKerasError(f"unsupported model file {path}: expected .keras, .tflite or .onnx")
-    return path
-
-
-#: The default shipped model, relative to a source checkout. saved_models/ also
-#: holds fer2013_resnet18_cbam, a quarter of the compute for slower CPUs.
-SHIPPED_MODEL = Path("saved_models") / "fer2013_resnet18_cbam_small"
-
-
-def default_model_dir() -> Path:
-    """``$FERKERAS_MODEL``, else ``./saved_models/...``, else the checkout this package runs from."""
-    if os.environ.get("FERKERAS_MODEL"):
-        return Path(os.environ["FERKERAS_MODEL"])
-    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        if (base / SHIPPED_MODEL).is_dir():
-            return base / SHIPPED_MODEL
-    raise FerKerasError(
-        f"no shipped model found ({SHIPPED_MODEL} in this folder or the ferkeras checkout); "
-        "pass --model PATH or set FERKERAS_MODEL"
-    )
-
-
-def resolve_model(path: str | Path | None, prefer: tuple[str, ...] = FOLDER_PREFERENCE) -> Path:
-    """Like :func:`resolve_model_file`, with ``None`` meaning the shipped model."""
-    return resolve_model_file(path if path is not None else default_model_dir(), prefer)
-
 
 class _KerasBackend:
     def __init__(self, path: Path, threads: int | None):

@@ -16,12 +16,11 @@ import numpy as np
 
 from ferkeras.errors import FerKerasError
 from ferkeras.inference.faces import Box, crop_face, make_detector
-from ferkeras.inference.predictor import Predictor, resolve_model
+from ferkeras.artifacts import LIVE_PREFERENCE, resolve_model
+from ferkeras.inference.predictor import Predictor
 from ferkeras.images import read_image, to_bgr, to_gray
 from ferkeras.inference.smoothing import IoUTracker, Smoother
 
-#: For live use, the fastest format present wins.
-LIVE_PREFERENCE = ("model_int8.tflite", "model_float16.tflite", "model.tflite", "model.onnx", "model.keras")
 UNCERTAIN = "uncertain"
 
 

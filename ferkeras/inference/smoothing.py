@@ -11,6 +11,9 @@ from ferkeras.errors import FerKerasError
 from ferkeras.inference.faces import Box
 
 
+SMOOTHINGS = ("ema", "mean", "none")
+
+
 class Smoother:
     """Smooths one face's probability vectors over frames.
 
@@ -20,7 +23,7 @@ class Smoother:
     """
 
     def __init__(self, method: str = "ema", alpha: float = 0.2, window: int = 10):
-        if method not in ("ema", "mean", "none"):
+        if method not in SMOOTHINGS:
             raise FerKerasError(f"unknown smoothing {method!r}; choose ema, mean or none")
         if not 0 < alpha <= 1 or window < 1:
             raise FerKerasError("smoothing needs 0 < alpha <= 1 and window >= 1")

@@ -12,11 +12,10 @@ import keras
 from keras import layers
 
 from ferkeras.errors import FerKerasError
+from ferkeras.config import ATTENTIONS, STEMS
 from ferkeras.labels import NUM_CLASSES
 from ferkeras.layers import CBAM
 
-STEMS = ("imagenet", "small", "small_pool")
-ATTENTIONS = ("cbam", "none")
 #: ImageNet mean/std (RGB), used for every input so ImageNet weights see what they expect.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

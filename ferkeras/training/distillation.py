@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ferkeras.artifacts import resolve_model_file
 from ferkeras.config import PhaseConfig
 from ferkeras.data.sources import Split
 from ferkeras.errors import FerKerasError
@@ -46,7 +47,7 @@ def teacher_probabilities(source: str | Path, split: Split, cache: Path, phase: 
     from ferkeras.inference.predictor import Predictor
 
     try:
-        teacher = Predictor.load(Path(source).expanduser())
+        teacher = Predictor.load(resolve_model_file(source))
     except FerKerasError as exc:
         raise FerKerasError(f"config: {phase}.distill_from: {exc}") from None
     if teacher.class_names != list(CLASS_NAMES):

@@ -15,13 +15,13 @@ import copy
 import warnings
 from pathlib import Path
 
+from ferkeras.artifacts import KERAS_FILE, KERAS_ONLY, resolve_model_file
 from ferkeras.card import read_card, total_compute_seconds, write_card
 from ferkeras.errors import FerKerasError
 from ferkeras.models.files import load_keras_model
 from ferkeras.training.averaging import average_snapshots
 from ferkeras.training.callbacks import save_model_atomic
 
-MODEL_FILE = "model.keras"
 # What every ingredient must share with the first for their weights to mean the same thing.
 MATCHING_CARD_KEYS = ("class_names", "input", "preprocessing", "architecture")
 
@@ -53,7 +53,7 @@ def make_soup(runs: list[Path], output: Path) -> Path:
             f"cannot average {', '.join(map(str, models))}: their weights have different shapes"
         ) from None
 
-    target = Path(output) / MODEL_FILE
+    target = Path(output) / KERAS_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
     save_model_atomic(model, target)
     write_card(target, soup_card(runs, cards))
@@ -71,7 +71,7 @@ def soup_card(runs: list[Path], cards: list[dict]) -> dict:
         "compute_seconds": total_compute_seconds(c.get("training", {}) for c in cards),
     }
     card["metrics"] = {}
-    card["artifacts"] = {"keras": {"file": MODEL_FILE}}
+    card["artifacts"] = {"keras": {"file": KERAS_FILE}}
     card["name"] = f"{cards[0].get('name', 'model')}_soup{len(cards)}"
     return card
 
@@ -100,7 +100,7 @@ def _copy_training_records(runs: list[Path], output: Path) -> None:
 
 
 def _model_file(run: Path) -> Path:
-    path = run if run.suffix == ".keras" else run / MODEL_FILE
-    if not path.is_file():
-        raise FerKerasError(f"no model to average in {run}: expected {path}")
-    return path
+    try:
+        return resolve_model_file(run, KERAS_ONLY)
+    except FerKerasError as exc:
+        raise FerKerasError(f"no model to average in {run}: {exc}") from None

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from ferkeras import __version__
+from ferkeras.artifacts import CARD_FILE, CONFIG_FILE, KERAS_FILE, KERAS_ONLY, resolve_model_file
 from ferkeras.card import read_card, total_compute_seconds, write_card
 from ferkeras.config import TrainConfig, load_config
 from ferkeras.images import to_model_input
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 PHASES = ("phase1", "phase2")
 AVERAGE_MODEL = "average.keras"
 #: What ``ferkeras train`` writes at the top of a run folder; ``--restart`` removes these and nothing else.
-RUN_ENTRIES = ("config.yaml", *PHASES, "model.keras", "model_card.json", "training_curves.png")
+RUN_ENTRIES = (CONFIG_FILE, *PHASES, KERAS_FILE, CARD_FILE, "training_curves.png")
 
 
 def _check_config(run_dir: Path, config: TrainConfig) -> None:
@@ -57,7 +58,7 @@ def _check_config(run_dir: Path, config: TrainConfig) -> None:
     Settings of a phase that has not started yet may still change, and so may a
     started phase's averaging settings while none of the epochs it averages has run.
     """
-    stored_path = run_dir / "config.yaml"
+    stored_path = run_dir / CONFIG_FILE
     if not stored_path.exists():
         return
     # Through the loader, so keys added to ferkeras after the run began take
@@ -200,7 +201,7 @@ def build_card(config: TrainConfig, splits: dict[str, Split], run_dir: Path, mod
         "metrics": {
             "val_during_training": {k: v for k, v in best_row.items() if k.startswith("val_")},
         },
-        "artifacts": {"keras": {"file": "model.keras"}},
+        "artifacts": {"keras": {"file": KERAS_FILE}},
     }
 
 
@@ -275,15 +276,10 @@ def _average_last_epochs(config: TrainConfig, settings, phase_dir: Path, state: 
 
 def _resolve_init_path(source: str, phase: str) -> Path:
     """The .keras file ``PHASE.init_from`` names (a file, or a folder holding model.keras)."""
-    from ferkeras.inference.predictor import resolve_model_file
-
     try:
-        path = resolve_model_file(Path(source).expanduser(), prefer=("model.keras",))
+        return resolve_model_file(source, KERAS_ONLY)
     except FerKerasError as exc:
         raise FerKerasError(f"config: {phase}.init_from: {exc}") from None
-    if path.suffix != ".keras":
-        raise FerKerasError(f"config: {phase}.init_from: {path} is not a .keras model")
-    return path
 
 
 def _load_init_model(config: TrainConfig, phase: str) -> keras.Model:
@@ -386,8 +382,8 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
         state.pop("average", None)
     atomic_write_json(phase_dir / "state.json", state)  # an epochs=0 phase has none yet
     result = load_keras_model(phase_result(phase_dir), what="phase result")
-    save_model_atomic(float32_copy(result, config), run_dir / "model.keras")
-    write_card(run_dir / "model.keras", build_card(config, splits, run_dir, result))
+    save_model_atomic(float32_copy(result, config), run_dir / KERAS_FILE)
+    write_card(run_dir / KERAS_FILE, build_card(config, splits, run_dir, result))
     from ferkeras.evaluation.plots import plot_training_curves
 
     history = [row for p in PHASES for row in (load_state(run_dir / p) or {}).get("history", [])]
@@ -400,10 +396,10 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
 
 def is_run_folder(folder: Path) -> bool:
     """True when ``folder`` holds a ferkeras run: a readable ``config.yaml`` and a phase folder."""
-    if not (folder / "config.yaml").is_file() or not any((folder / p).is_dir() for p in PHASES):
+    if not (folder / CONFIG_FILE).is_file() or not any((folder / p).is_dir() for p in PHASES):
         return False
     try:
-        load_config(folder / "config.yaml")
+        load_config(folder / CONFIG_FILE)
     except FerKerasError:
         return False
     return True
@@ -425,15 +421,13 @@ def _remove_run(run_dir: Path) -> None:
 
 def _check_sources(config: TrainConfig, phases: tuple[str, ...]) -> None:
     """Fail now, not hours into a run, when a phase's ``init_from`` or ``distill_from`` is missing."""
-    from ferkeras.inference.predictor import resolve_model_file
-
     for phase in phases:
         settings = getattr(config, phase)
         if settings.init_from:
             check_keras_file(_resolve_init_path(settings.init_from, phase), f"{phase}.init_from model")
         if settings.distill_from:
             try:
-                resolve_model_file(Path(settings.distill_from).expanduser())
+                resolve_model_file(settings.distill_from)
             except FerKerasError as exc:
                 raise FerKerasError(f"config: {phase}.distill_from: {exc}") from None
 
@@ -461,7 +455,7 @@ def train(config: TrainConfig, phase: str = "all", restart: bool = False) -> Pat
     if restart and run_dir.is_dir():
         _remove_run(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir / "config.yaml")
+    config.save(run_dir / CONFIG_FILE)
     keras.utils.set_random_seed(config.seed)
     precision = resolve_precision(config.precision, native_bfloat16())
     keras.mixed_precision.set_global_policy(precision)
