@@ -27,6 +27,8 @@ TFLITE_FILES = {
     "int8": "model_int8.tflite",
 }
 FORMATS = {".keras": "keras", ".tflite": "tflite", ".onnx": "onnx"}
+#: Where the recipes in configs/ put their runs; cards name runs there relative to it.
+RUNS_DIR = Path("~/.cache/ferkeras/runs")
 
 #: In a model folder, the file ``Predictor.load(folder)`` picks, most faithful first.
 FOLDER_PREFERENCE = (KERAS_FILE, TFLITE_FILES["int8"], TFLITE_FILES["float16"], TFLITE_FILES["none"], ONNX_FILE)
@@ -85,9 +87,7 @@ def resolve_model_file(path: str | Path, prefer: tuple[str, ...] = FOLDER_PREFER
     if not path.exists() and len(path.parts) == 1 and not path.suffix:
         shipped = find_shipped_model(path.name)
         if shipped is None:
-            raise FerKerasError(
-                f"model not found: {path} (not a file or folder; shipped models: {', '.join(SHIPPED_MODELS)})"
-            )
+            raise FerKerasError(f"model not found: {path} (not a file or folder; shipped models: {', '.join(SHIPPED_MODELS)})")
         path = shipped
     if path.is_dir():
         for name in prefer:

@@ -7,13 +7,13 @@ hard-coding input size, colour mode or class order.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
-from ferkeras.artifacts import CARD_FILE
+from ferkeras.artifacts import CARD_FILE, RUNS_DIR
 from ferkeras.errors import FerKerasError
 from ferkeras.io import atomic_write_json, read_json
-
 
 
 def card_path(model_path: str | Path) -> Path:
@@ -26,9 +26,7 @@ def read_card(model_path: str | Path) -> dict:
     """Read and check the card of ``model_path``; one-line error if it is missing."""
     path = card_path(model_path)
     if not path.is_file():
-        raise FerKerasError(
-            f"no model card for {model_path}: expected {path} (models trained by ferkeras carry one)"
-        )
+        raise FerKerasError(f"no model card for {model_path}: expected {path} (models trained by ferkeras carry one)")
     card = read_json(path, "model card")
     if not isinstance(card, dict):
         raise FerKerasError(f"{path} is not a ferkeras model card (not a JSON object)")
@@ -57,34 +55,118 @@ def update_card(model_path: str | Path, **sections) -> dict:
     return card
 
 
-def phase_records(training: dict):
-    """Every (phase name, record) of a card's ``training`` section and of the models it was made from.
+#: A card's ``training`` section names the models this one was made from under these keys.
+LINK_KEYS = ("initialised_from", "teachers", "soup_of")
+#: What a card keeps of each model in its lineage (under ``training.ancestors``, each once).
+RECORD_KEYS = ("config", "phases", *LINK_KEYS)
+#: Config values that name files or folders.
+PATH_SETTINGS = (
+    ("output_dir",),
+    ("data", "root"),
+    ("model", "weights"),
+    ("phase1", "init_from"),
+    ("phase1", "distill_from"),
+    ("phase2", "init_from"),
+    ("phase2", "distill_from"),
+)
 
-    A model is made from its own phases, a soup's ingredients (``soup_of``), the
-    model a phase started from (``initialised_from``) and distillation teachers
-    (``teachers``); each of those carries its own ``training`` section.
+
+def portable_path(path: str) -> str:
+    """``path`` without what is particular to one machine: an absolute path becomes
+    home-relative (``~/...``) or relative to the working folder, else its last part."""
+    if not isinstance(path, str) or not Path(path).is_absolute():
+        return path
+    absolute = Path(path)
+    for base, prefix in ((Path.home(), "~/"), (Path.cwd(), "")):
+        if absolute.is_relative_to(base) and absolute != base:
+            return prefix + str(absolute.relative_to(base))
+    return absolute.name
+
+
+def run_name(path: str | Path) -> str:
+    """How a card names a run or model folder: relative to the runs folder where it lives there."""
+    runs = RUNS_DIR.expanduser()
+    absolute = Path(path).expanduser().absolute()
+    if absolute.is_relative_to(runs) and absolute != runs:
+        return str(absolute.relative_to(runs))
+    return portable_path(str(absolute)) if Path(path).is_absolute() else str(path)
+
+
+def portable_config(config: dict) -> dict:
+    """A resolved config (as a dict) with :func:`portable_path` applied to its path settings."""
+    config = copy.deepcopy(config)
+    for keys in PATH_SETTINGS:
+        node = config
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(keys[-1]), str):
+            node[keys[-1]] = portable_path(node[keys[-1]])
+    return config
+
+
+def _flatten(training: dict) -> tuple[dict, dict]:
+    """(this model's record, its ancestors by name) from a ``training`` section.
+
+    Reads both the flat form (``ancestors``) and the older nested one, in which
+    each link carried its model's whole ``training`` section.
     """
-    yield from training.get("phases", {}).items()
-    for ingredient in training.get("soup_of", []):
-        yield from phase_records(ingredient)
-    sources = [training.get("initialised_from")] + list(training.get("teachers", []))
-    for source in filter(None, sources):
-        yield from phase_records(source.get("training", {}))
+    ancestors = dict(training.get("ancestors", {}))
+    record = {key: training[key] for key in ("config", "phases") if key in training}
+    if "config" in record:
+        record["config"] = portable_config(record["config"])
+
+    def link(source: dict) -> dict:
+        if "training" not in source:
+            return source
+        name = run_name(source["model"])
+        add_ancestor(ancestors, name, source["training"])
+        return {"phase": source["phase"], "model": name}
+
+    if training.get("initialised_from"):
+        record["initialised_from"] = link(training["initialised_from"])
+    if training.get("teachers"):
+        record["teachers"] = [link(teacher) for teacher in training["teachers"]]
+    if training.get("soup_of"):
+        names = []
+        for ingredient in training["soup_of"]:
+            if isinstance(ingredient, dict):
+                name = run_name(ingredient["run"])
+                add_ancestor(ancestors, name, {k: v for k, v in ingredient.items() if k != "run"})
+                ingredient = name
+            names.append(ingredient)
+        record["soup_of"] = names
+    return record, ancestors
 
 
-def total_compute_seconds(trainings) -> float:
-    """Training seconds of everything behind these ``training`` sections, each distinct phase record once.
+def add_ancestor(ancestors: dict, name: str, training: dict) -> None:
+    """Add the model ``name`` (its card's ``training`` section) and its own ancestors, each once."""
+    record, theirs = _flatten(training)
+    for ancestor, entry in theirs.items():
+        ancestors.setdefault(ancestor, entry)
+    ancestors.setdefault(name, record)
+
+
+def compact_training(training: dict) -> dict:
+    """A ``training`` section in the flat form: links by name, every ancestor once under ``ancestors``."""
+    record, ancestors = _flatten(training)
+    rest = {key: value for key, value in training.items() if key not in (*RECORD_KEYS, "ancestors")}
+    return {**record, **rest, **({"ancestors": ancestors} if ancestors else {})}
+
+
+def total_compute_seconds(training: dict) -> float:
+    """Training seconds of a model and of every model it was made from, each distinct phase record once.
 
     Runs that copy one phase 1, or a teacher that shares a restart with the
     soup it teaches, carry identical records: counting them once is what the
     recipe actually cost.
     """
+    record, ancestors = _flatten(training)
     seen: set[str] = set()
     seconds = 0.0
-    for training in trainings:
-        for name, record in phase_records(training):
-            key = json.dumps([name, record], sort_keys=True)
+    for entry in (record, *ancestors.values()):
+        for name, phase in entry.get("phases", {}).items():
+            key = json.dumps([name, phase], sort_keys=True)
             if key not in seen:
                 seen.add(key)
-                seconds += float(record.get("seconds", 0.0))
+                seconds += float(phase.get("seconds", 0.0))
     return round(seconds, 1)

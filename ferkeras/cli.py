@@ -65,8 +65,13 @@ def main(verbose: bool, debug: bool) -> None:
 
 
 @main.command()
-@click.option("--phase", type=click.Choice(["1", "2", "all"]), default="all", show_default=True,
-              help="1: phase 1 (by default CBAM and head only); 2: fine-tune from phase 1's best model; all: both.")
+@click.option(
+    "--phase",
+    type=click.Choice(["1", "2", "all"]),
+    default="all",
+    show_default=True,
+    help="1: phase 1 (by default CBAM and head only); 2: fine-tune from phase 1's best model; all: both.",
+)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config (a run's config.yaml reproduces it).")
 @click.option("--preset", default="default", show_default=True, help="Starting values: default or smoke (tiny, for tests).")
 @click.option("--data", help="Data root (class folders) or fer2013.csv.")
@@ -85,7 +90,8 @@ def main(verbose: bool, debug: bool) -> None:
 @click.option("--augment", type=float, help="Scale every augmentation strength (0 disables all).")
 @click.option("--class-weighting", type=click.Choice(CLASS_WEIGHTINGS))
 @click.option(
-    "--precision", type=click.Choice(PRECISIONS),
+    "--precision",
+    type=click.Choice(PRECISIONS),
     help="auto (default): mixed_bfloat16 only on bfloat16 hardware (GPU >= 8.0, AVX512-BF16/AMX CPU).",
 )
 @click.option("--strategy", type=click.Choice(STRATEGIES), help="mirrored: all visible GPUs.")
@@ -99,12 +105,24 @@ def train(phase, config_path, preset, sets, restart, **options) -> None:
     from ferkeras.config import load_config, parse_override
 
     mapping = {
-        "data": "data.root", "output": "output_dir", "image_size": "data.image_size", "crop": "data.crop",
-        "channels": "data.channels", "epochs1": "phase1.epochs", "epochs2": "phase2.epochs",
-        "batch_size": "batch_size", "lr1": "phase1.learning_rate", "lr2": "phase2.learning_rate",
-        "weights": "model.weights", "attention": "model.attention", "stem": "model.stem",
-        "class_weighting": "class_weighting", "precision": "precision", "strategy": "strategy",
-        "seed": "seed", "skip_bad": "data.skip_bad",
+        "data": "data.root",
+        "output": "output_dir",
+        "image_size": "data.image_size",
+        "crop": "data.crop",
+        "channels": "data.channels",
+        "epochs1": "phase1.epochs",
+        "epochs2": "phase2.epochs",
+        "batch_size": "batch_size",
+        "lr1": "phase1.learning_rate",
+        "lr2": "phase2.learning_rate",
+        "weights": "model.weights",
+        "attention": "model.attention",
+        "stem": "model.stem",
+        "class_weighting": "class_weighting",
+        "precision": "precision",
+        "strategy": "strategy",
+        "seed": "seed",
+        "skip_bad": "data.skip_bad",
     }
     overrides = [parse_override(f"{mapping[k]}={v}") for k, v in options.items() if k in mapping and v is not None]
     overrides += [parse_override(item) for item in sets]
@@ -130,15 +148,18 @@ def soup(runs, output) -> None:
     from ferkeras.training.soup import make_soup
 
     target = make_soup([Path(run) for run in runs], Path(output))
-    click.echo(f"wrote {target} (mean of {len(runs)} models); score it with: "
-               f"ferkeras evaluate --model {target.parent} --update-card")
+    click.echo(
+        f"wrote {target} (mean of {len(runs)} models); score it with: ferkeras evaluate --model {target.parent} --update-card"
+    )
 
 
 @main.command()
 @click.option("--model", help="Run folder, model folder or model file (.keras/.tflite/.onnx) [default: the shipped model].")
 @click.option("--data", default="../shared/fer2013", show_default=True, help="Data root (class folders) or fer2013.csv.")
 @click.option("--split", default="val", show_default=True, type=click.Choice(SPLITS))
-@click.option("--tta", multiple=True, type=click.Choice(TTA_MODES[1:]), help="Also report test-time augmentation; repeat for both.")
+@click.option(
+    "--tta", multiple=True, type=click.Choice(TTA_MODES[1:]), help="Also report test-time augmentation; repeat for both."
+)
 @click.option("--output", help="Folder for metrics.json and PNGs [default: MODEL_DIR/eval_SPLIT].")
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable images and bad CSV rows.")
 @click.option("--update-card", is_flag=True, help="Store the metrics in the model card.")
@@ -153,30 +174,46 @@ def evaluate(model, data, split, tta, output, skip_bad, update_card) -> None:
 @main.command()
 @click.option("--model", help="A .keras file, or a folder holding model.keras [default: the shipped model].")
 @click.option("--tflite", is_flag=True, help="Write TFLite model(s).")
-@click.option("--quantize", multiple=True, type=click.Choice(list(TFLITE_FILES)),
-              help="TFLite quantization; repeat for several [default: none].")
+@click.option(
+    "--quantize",
+    multiple=True,
+    type=click.Choice(list(TFLITE_FILES)),
+    help="TFLite quantization; repeat for several [default: none].",
+)
 @click.option("--onnx", is_flag=True, help="Write model.onnx (tf2onnx).")
 @click.option("--saved-model", is_flag=True, help="Write a TensorFlow SavedModel folder.")
 @click.option("--data", help="Faces for calibration (train split) and parity [default: the card's training data].")
 @click.option("--parity-split", default="val", show_default=True, type=click.Choice(SPLITS))
 @click.option("--parity-samples", default=0, show_default=True, help="Faces used for parity (0: the whole split).")
-@click.option("--calibration-samples", type=int,
-              help="Training faces for int8 calibration [default: as the model's card says, else 500].")
-@click.option("--int8-float-ops",
-              help="Comma-separated TFLite op types an int8 model keeps in float32 ('' for none) "
-                   "[default: as the model's card says (its last int8 export, else its config's export section)].")
+@click.option(
+    "--calibration-samples", type=int, help="Training faces for int8 calibration [default: as the model's card says, else 500]."
+)
+@click.option(
+    "--int8-float-ops",
+    help="Comma-separated TFLite op types an int8 model keeps in float32 ('' for none) "
+    "[default: as the model's card says (its last int8 export, else its config's export section)].",
+)
 @friendly_errors
-def convert(model, tflite, quantize, onnx, saved_model, data, parity_split, parity_samples, calibration_samples,
-            int8_float_ops) -> None:
+def convert(
+    model, tflite, quantize, onnx, saved_model, data, parity_split, parity_samples, calibration_samples, int8_float_ops
+) -> None:
     """Export to TFLite/ONNX/SavedModel beside the model, with a parity check each."""
     from ferkeras.config import parse_float_ops
     from ferkeras.export.workflow import run_conversions
 
     if not (tflite or onnx or saved_model or quantize):
         raise click.UsageError("choose at least one of --tflite, --onnx, --saved-model")
-    run_conversions(model, quantize or (("none",) if tflite else ()), onnx, saved_model, data,
-                    parity_split, parity_samples, calibration_samples,
-                    None if int8_float_ops is None else parse_float_ops(int8_float_ops, "--int8-float-ops"))
+    run_conversions(
+        model,
+        quantize or (("none",) if tflite else ()),
+        onnx,
+        saved_model,
+        data,
+        parity_split,
+        parity_samples,
+        calibration_samples,
+        None if int8_float_ops is None else parse_float_ops(int8_float_ops, "--int8-float-ops"),
+    )
 
 
 @main.command()
@@ -188,27 +225,64 @@ def convert(model, tflite, quantize, onnx, saved_model, data, parity_split, pari
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Per-frame CSV (one row per face, or an empty row).")
 @click.option("--jsonl", type=click.Path(dir_okay=False), help="Per-frame JSON lines.")
 @click.option("--max-frames", type=int, help="Stop after this many frames.")
-@click.option("--every", default=1, show_default=True, help="Run detection and the model on every N-th frame; carry results between.")
+@click.option(
+    "--every", default=1, show_default=True, help="Run detection and the model on every N-th frame; carry results between."
+)
 @click.option("--smoothing", default=SMOOTHINGS[0], show_default=True, type=click.Choice(SMOOTHINGS))
 @click.option("--alpha", default=0.2, show_default=True, help="EMA weight of the newest frame.")
 @click.option("--window", default=10, show_default=True, help="Frames in the moving average (--smoothing mean).")
 @click.option("--threshold", default=0.4, show_default=True, help="Below this smoothed confidence the label is 'uncertain'.")
-@click.option("--hysteresis", default=0.15, show_default=True, help="A label changes only when another class leads it by this much.")
+@click.option(
+    "--hysteresis", default=0.15, show_default=True, help="A label changes only when another class leads it by this much."
+)
 @click.option("--min-face", default=0, show_default=True, help="Ignore faces smaller than this many pixels.")
 @click.option("--padding", default=0.1, show_default=True, help="Enlarge face boxes by this fraction before cropping.")
 @click.option("--threads", default=1, show_default=True, help="Threads for the emotion model.")
-@click.option("--flip/--no-flip", default=False, show_default=True,
-              help="Average each face with its mirror image: more accurate, twice the emotion-model time.")
+@click.option(
+    "--flip/--no-flip",
+    default=False,
+    show_default=True,
+    help="Average each face with its mirror image: more accurate, twice the emotion-model time.",
+)
 @friendly_errors
-def cam(source, model, detector, display, output, csv_path, jsonl, max_frames, every, smoothing, alpha, window,
-        threshold, hysteresis, min_face, padding, threads, flip) -> None:
+def cam(
+    source,
+    model,
+    detector,
+    display,
+    output,
+    csv_path,
+    jsonl,
+    max_frames,
+    every,
+    smoothing,
+    alpha,
+    window,
+    threshold,
+    hysteresis,
+    min_face,
+    padding,
+    threads,
+    flip,
+) -> None:
     """Live emotion recognition on a webcam, video, images or stream."""
     from ferkeras.inference.recognizer import Recognizer
     from ferkeras.inference.runner import FrameSource, run
 
     frames = FrameSource(source)  # a bad source fails before the model loads
-    recognizer = Recognizer.load(model, detector=detector, min_face=min_face, threads=threads, smoothing=smoothing,
-                                 alpha=alpha, window=window, threshold=threshold, hysteresis=hysteresis, padding=padding, flip=flip)
+    recognizer = Recognizer.load(
+        model,
+        detector=detector,
+        min_face=min_face,
+        threads=threads,
+        smoothing=smoothing,
+        alpha=alpha,
+        window=window,
+        threshold=threshold,
+        hysteresis=hysteresis,
+        padding=padding,
+        flip=flip,
+    )
     if display is None:
         display = str(source).isdigit()
     click.echo(f"model: {recognizer.predictor.path} ({recognizer.predictor.format}), detector: {detector}", err=True)
@@ -216,8 +290,11 @@ def cam(source, model, detector, display, output, csv_path, jsonl, max_frames, e
     if not stats.frames:
         click.echo(f"no frames read from {source}" + ("; no video written" if output else ""), err=True)
     stages = ", ".join(f"{k} {1000 * v / max(stats.frames, 1):.1f}" for k, v in stats.seconds.items())
-    click.echo(f"{stats.frames} frames, {stats.faces} face detections, {stats.fps:.1f} FPS (ms/frame: {stages})"
-               + (f"; stopped by {stats.stopped_by}" if stats.stopped_by else ""), err=True)
+    click.echo(
+        f"{stats.frames} frames, {stats.faces} face detections, {stats.fps:.1f} FPS (ms/frame: {stages})"
+        + (f"; stopped by {stats.stopped_by}" if stats.stopped_by else ""),
+        err=True,
+    )
     if frames.skipped:
         click.echo(f"skipped {len(frames.skipped)} unreadable image(s), first: {frames.skipped[0]}", err=True)
     for path in stats.written:
@@ -268,8 +345,10 @@ def summary(config_path, preset, sets, layers) -> None:
     if layers:
         model.summary(print_fn=click.echo)
     macs = count_macs(model)
-    click.echo(f"{model.name}: {model.count_params():,} parameters, {macs / 1e6:.1f} M multiply-accumulates "
-               f"({2 * macs / 1e6:.1f} MFLOPs) per {config.data.input_size}x{config.data.input_size}x{config.data.channels} face")
+    click.echo(
+        f"{model.name}: {model.count_params():,} parameters, {macs / 1e6:.1f} M multiply-accumulates "
+        f"({2 * macs / 1e6:.1f} MFLOPs) per {config.data.input_size}x{config.data.input_size}x{config.data.channels} face"
+    )
 
 
 if __name__ == "__main__":

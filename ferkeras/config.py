@@ -18,7 +18,6 @@ import yaml
 from ferkeras.errors import FerKerasError
 from ferkeras.io import atomic_write_text
 
-
 #: The choices of each setting that takes a name; the CLI offers the same lists.
 STEMS = ("imagenet", "small", "small_pool")
 ATTENTIONS = ("cbam", "none")
@@ -130,14 +129,8 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    phase1: PhaseConfig = field(
-        default_factory=lambda: PhaseConfig(
-            epochs=5, trainable="attention_and_head", learning_rate=1e-3
-        )
-    )
-    phase2: PhaseConfig = field(
-        default_factory=lambda: PhaseConfig(epochs=20, learning_rate=1e-4)
-    )
+    phase1: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=5, trainable="attention_and_head", learning_rate=1e-3))
+    phase2: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=20, learning_rate=1e-4))
     export: ExportConfig = field(default_factory=ExportConfig)
     batch_size: int = 64
     label_smoothing: float = 0.1
@@ -184,9 +177,7 @@ def _build(cls, values: dict, where: str):
     kwargs = {}
     for key, value in values.items():
         if key not in known:
-            raise FerKerasError(
-                f"config: unknown key {where + str(key)!r}; valid keys: {', '.join(known)}"
-            )
+            raise FerKerasError(f"config: unknown key {where + str(key)!r}; valid keys: {', '.join(known)}")
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
             if value is not None and not isinstance(value, dict):
@@ -258,32 +249,43 @@ def parse_override(item: str) -> dict:
     return out
 
 
+def _read_yaml(path: Path, seen: tuple[Path, ...]) -> dict:
+    """A config file's values over those of the file its ``base:`` key names (relative to it)."""
+    if not path.is_file():
+        raise FerKerasError(f"config file not found: {path}" + (f" (the base of {seen[-1]})" if seen else ""))
+    if path.resolve() in seen:
+        raise FerKerasError(f"config file {path}: its base: chain comes back to itself")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise FerKerasError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
+    except UnicodeDecodeError:
+        raise FerKerasError(f"config file {path} is not a text (YAML) file") from None
+    if not isinstance(loaded, dict):
+        raise FerKerasError(
+            f"config file {path}: the top level must be a mapping of keys (data:, model:, phase1:, ...), "
+            f"got a {type(loaded).__name__}"
+        )
+    base = loaded.pop("base", None)
+    if base is None:
+        return loaded
+    if not isinstance(base, str) or not base:
+        raise FerKerasError(f"config file {path}: base must name another config file, got {base!r}")
+    return _merge(_read_yaml(path.parent / base, (*seen, path.resolve())), loaded)
+
+
 def load_config(
     path: str | Path | None = None,
     preset: str = "default",
     overrides: typing.Iterable[dict] = (),
 ) -> TrainConfig:
-    """Resolve preset, then YAML file, then overrides (later wins) into a config."""
+    """Resolve preset, then YAML file (with its ``base:`` files), then overrides (later wins)."""
     if preset not in PRESETS:
         raise FerKerasError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     values = dataclasses.asdict(TrainConfig())
     values = _merge(values, PRESETS[preset])
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FerKerasError(f"config file not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise FerKerasError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
-        except UnicodeDecodeError:
-            raise FerKerasError(f"config file {path} is not a text (YAML) file") from None
-        if not isinstance(loaded, dict):
-            raise FerKerasError(
-                f"config file {path}: the top level must be a mapping of keys (data:, model:, phase1:, ...), "
-                f"got a {type(loaded).__name__}"
-            )
-        values = _merge(values, loaded)
+        values = _merge(values, _read_yaml(Path(path), ()))
     for override in overrides:
         if not isinstance(override, dict):
             raise FerKerasError(f"config override must be a mapping, got {override!r}")
@@ -328,13 +330,9 @@ def validate(config: TrainConfig) -> None:
             )
     for name, (value, allowed) in choices.items():
         if value not in allowed:
-            raise FerKerasError(
-                f"config: {name}={value!r} is not one of {', '.join(map(str, allowed))}"
-            )
+            raise FerKerasError(f"config: {name}={value!r} is not one of {', '.join(map(str, allowed))}")
     if config.data.crop and config.data.crop > config.data.image_size:
-        raise FerKerasError(
-            f"config: data.crop={config.data.crop} is larger than data.image_size={config.data.image_size}"
-        )
+        raise FerKerasError(f"config: data.crop={config.data.crop} is larger than data.image_size={config.data.image_size}")
     if config.batch_size < 1 or config.data.image_size < 16:
         raise FerKerasError("config: batch_size must be >= 1 and data.image_size >= 16")
     _check_range("data.crop", config.data.crop, 0, None)

@@ -102,9 +102,7 @@ def check_image(image, what: str = "image") -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
-        raise FerKerasError(
-            f"{what} has shape {image.shape}; expected (H, W) gray, (H, W, 1), (H, W, 3) BGR or (H, W, 4) BGRA"
-        )
+        raise FerKerasError(f"{what} has shape {image.shape}; expected (H, W) gray, (H, W, 1), (H, W, 3) BGR or (H, W, 4) BGRA")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise FerKerasError(f"{what} is empty (shape {image.shape})")
     return to_uint8(image, what)

@@ -50,9 +50,7 @@ def atomic_path(path: str | Path, suffix: str | None = None):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=TEMP_MARKER + (suffix or "".join(path.suffixes))
-    )
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=TEMP_MARKER + (suffix or "".join(path.suffixes)))
     os.close(fd)
     try:
         yield Path(tmp)

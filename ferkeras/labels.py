@@ -26,9 +26,7 @@ CSV_CODE_NAMES: tuple[str, ...] = (
 )
 
 #: Maps a ``fer2013.csv`` emotion code onto an index into :data:`CLASS_NAMES`.
-CSV_CODE_TO_INDEX: dict[int, int] = {
-    code: CLASS_NAMES.index(name) for code, name in enumerate(CSV_CODE_NAMES)
-}
+CSV_CODE_TO_INDEX: dict[int, int] = {code: CLASS_NAMES.index(name) for code, name in enumerate(CSV_CODE_NAMES)}
 
 #: ``fer2013.csv`` ``Usage`` values and the split names we use for them.
 CSV_USAGE_TO_SPLIT: dict[str, str] = {
@@ -43,6 +41,4 @@ def class_index(name: str) -> int:
     try:
         return CLASS_NAMES.index(name.lower())
     except ValueError:
-        raise ValueError(
-            f"unknown class {name!r}; expected one of {', '.join(CLASS_NAMES)}"
-        ) from None
+        raise ValueError(f"unknown class {name!r}; expected one of {', '.join(CLASS_NAMES)}") from None

@@ -27,8 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ferkeras.inference.faces import HaarDetector, make_detector
 from ferkeras.artifacts import DEFAULT_MODEL, TFLITE_FILES, resolve_model
+from ferkeras.inference.faces import HaarDetector, make_detector
 from ferkeras.inference.predictor import Predictor
 from ferkeras.inference.recognizer import Recognizer
 from ferkeras.inference.runner import run
@@ -53,7 +53,9 @@ def letterbox(frame: np.ndarray, width: int = 640, height: int = 480) -> np.ndar
     scale = min(width / frame.shape[1], height / frame.shape[0])
     resized = cv2.resize(frame, (int(frame.shape[1] * scale), int(frame.shape[0] * scale)))
     top, left = (height - resized.shape[0]) // 2, (width - resized.shape[1]) // 2
-    return cv2.copyMakeBorder(resized, top, height - resized.shape[0] - top, left, width - resized.shape[1] - left, cv2.BORDER_CONSTANT)
+    return cv2.copyMakeBorder(
+        resized, top, height - resized.shape[0] - top, left, width - resized.shape[1] - left, cv2.BORDER_CONSTANT
+    )
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path:
@@ -154,12 +156,19 @@ def main() -> None:
         tmp = Path(tmp)
         one = [letterbox(f) for f in frames[82:121]] * 8  # single performer, frontal
         many = [letterbox(f) for f in frames[200:275]] * 4  # audience, several faces
-        clips = {} if "fps" in args.skip else {"one_face": write_clip(tmp / "one.mp4", one), "several_faces": write_clip(tmp / "many.mp4", many)}
+        clips = (
+            {}
+            if "fps" in args.skip
+            else {"one_face": write_clip(tmp / "one.mp4", one), "several_faces": write_clip(tmp / "many.mp4", many)}
+        )
         results["fps"] = {}
         for name, clip in clips.items():
             ours = Recognizer(predictor, make_detector("blazeface"))
             fer_style = Recognizer(predictor, HaarDetector(min_size=30), smoothing="none", padding=0.0)
-            row = {"ferkeras (blazeface)": time_pipeline(clip, ours, tmp), "fer-style (full-frame Haar)": time_pipeline(clip, fer_style, tmp)}
+            row = {
+                "ferkeras (blazeface)": time_pipeline(clip, ours, tmp),
+                "fer-style (full-frame Haar)": time_pipeline(clip, fer_style, tmp),
+            }
             row["speedup"] = round(row["ferkeras (blazeface)"]["fps"] / row["fer-style (full-frame Haar)"]["fps"], 2)
             results["fps"][name] = row
             print(name, json.dumps(row), flush=True)
@@ -174,7 +183,9 @@ def main() -> None:
     results["stability"] = {}
     raw_tracks = None
     for name, (method, alpha, window, hysteresis) in settings.items():
-        rec = Recognizer(predictor, make_detector("blazeface"), smoothing=method, alpha=alpha, window=window, hysteresis=hysteresis)
+        rec = Recognizer(
+            predictor, make_detector("blazeface"), smoothing=method, alpha=alpha, window=window, hysteresis=hysteresis
+        )
         rate, tracks = label_changes(frames, rec, source_fps)
         raw_tracks = raw_tracks or tracks
         lag = follow_lag(raw_tracks, (method, alpha, window), rec.threshold, hysteresis)
@@ -185,7 +196,7 @@ def main() -> None:
         }
         print(name, results["stability"][name], flush=True)
     base = results["stability"]["none"]["label_changes_per_s"]
-    for name, row in results["stability"].items():
+    for row in results["stability"].values():
         row["reduction_vs_none"] = round(base / row["label_changes_per_s"], 1) if row["label_changes_per_s"] else None
 
     rec = Recognizer(predictor, make_detector("blazeface"))

@@ -55,7 +55,9 @@ def main() -> None:
         code = MEASURE.format(repo=args.repo, root=folder)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     faces, base, peak, seconds = out
-    print(f"{faces} photos of {args.width}x{args.height}: peak RSS {peak} MB (after imports {base} MB), {seconds} s; loader: {args.repo}")
+    print(
+        f"{faces} photos of {args.width}x{args.height}: peak RSS {peak} MB (after imports {base} MB), {seconds} s; loader: {args.repo}"
+    )
 
 
 if __name__ == "__main__":

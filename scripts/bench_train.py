@@ -20,7 +20,16 @@ import time
 
 FER_TRAIN = 28_709
 FULL = {
-    "variants": ["imagenet:48:1", "imagenet:64:1", "imagenet:96:1", "imagenet:224:1", "small:40:1", "small:48:1", "small_pool:44:1", "small_pool:44:0.5"],
+    "variants": [
+        "imagenet:48:1",
+        "imagenet:64:1",
+        "imagenet:96:1",
+        "imagenet:224:1",
+        "small:40:1",
+        "small:48:1",
+        "small_pool:44:1",
+        "small_pool:44:0.5",
+    ],
     "attention": ["cbam", "none"],
     "precision": ["float32", "mixed_bfloat16"],
     "batch": [64, 128],
@@ -69,18 +78,34 @@ def main() -> None:
             grid["variants" if key == "variant" else key] = value
     print("| attention | stem | px | width | precision | batch | img/s | min/epoch |")
     print("|---|---|---|---|---|---|---|---|")
-    for variant, attention, precision, batch in itertools.product(grid["variants"], grid["attention"], grid["precision"], grid["batch"]):
+    for variant, attention, precision, batch in itertools.product(
+        grid["variants"], grid["attention"], grid["precision"], grid["batch"]
+    ):
         stem, size, width = variant.split(":")
         # A fresh process per row: the precision policy and TF's thread pools are global.
         out = subprocess.run(
-            [sys.executable, __file__, "--steps", str(args.steps), "--one", f"{stem},{size},{width},{attention},{precision},{batch}"],
-            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            [
+                sys.executable,
+                __file__,
+                "--steps",
+                str(args.steps),
+                "--one",
+                f"{stem},{size},{width},{attention},{precision},{batch}",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
         )
         if out.returncode:
-            print(f"| {attention} | {stem} | {size} | {width} | {precision} | {batch} | failed: {out.stderr.strip().splitlines()[-1]} | |")
+            print(
+                f"| {attention} | {stem} | {size} | {width} | {precision} | {batch} | failed: {out.stderr.strip().splitlines()[-1]} | |"
+            )
             continue
         rate = float(out.stdout.strip().splitlines()[-1])
-        print(f"| {attention} | {stem} | {size} | {width} | {precision} | {batch} | {rate:.0f} | {FER_TRAIN / rate / 60:.1f} |", flush=True)
+        print(
+            f"| {attention} | {stem} | {size} | {width} | {precision} | {batch} | {rate:.0f} | {FER_TRAIN / rate / 60:.1f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

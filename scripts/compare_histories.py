@@ -61,9 +61,14 @@ def window_means(history: dict[int, dict[str, float]], first: int, last: int) ->
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("histories", type=Path, nargs="+", help="history.csv files (a phase folder's, or the copies beside a shipped model)")
     parser.add_argument(
-        "--window", type=parse_window, action="append", default=[],
+        "histories", type=Path, nargs="+", help="history.csv files (a phase folder's, or the copies beside a shipped model)"
+    )
+    parser.add_argument(
+        "--window",
+        type=parse_window,
+        action="append",
+        default=[],
         help="FIRST-LAST epochs to average (repeatable); default: all shared epochs and the last 10 of them",
     )
     args = parser.parse_args(argv)
@@ -72,7 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     shared = sorted(set.intersection(*(set(history) for history in histories)))
     if not shared:
         raise SystemExit("error: the histories share no epoch")
-    names = [f"{path.parent.parent.name}/{path.parent.name}" if path.name == "history.csv" else path.stem for path in args.histories]
+    names = [
+        f"{path.parent.parent.name}/{path.parent.name}" if path.name == "history.csv" else path.stem for path in args.histories
+    ]
     print("epoch  " + "  ".join(f"{name[-28:]:>28}" for name in names) + "   (val accuracy % / macro-F1)")
     for epoch in shared:
         cells = [f"{h[epoch]['val_accuracy'] * 100:6.2f} / {h[epoch]['val_macro_f1']:.3f}" for h in histories]

@@ -17,11 +17,11 @@ import argparse
 
 import numpy as np
 
+from ferkeras.artifacts import resolve_model
 from ferkeras.data.pipeline import class_weights
 from ferkeras.data.sources import load_split
 from ferkeras.evaluation.metrics import classification_metrics
 from ferkeras.evaluation.report import predict_with_tta
-from ferkeras.artifacts import resolve_model
 from ferkeras.inference.predictor import Predictor
 
 

@@ -22,14 +22,14 @@ import keras
 import numpy as np
 
 import ferkeras  # noqa: F401  (registers the custom layers)
+from ferkeras.artifacts import KERAS_ONLY, resolve_model
 from ferkeras.card import read_card
 from ferkeras.config import AugmentConfig
 from ferkeras.data.augment import build_train_transform
-from ferkeras.images import to_model_input
 from ferkeras.data.pipeline import class_weights
 from ferkeras.data.sources import load_split
 from ferkeras.evaluation.metrics import classification_metrics
-from ferkeras.artifacts import KERAS_ONLY, resolve_model
+from ferkeras.images import to_model_input
 from ferkeras.labels import NUM_CLASSES
 
 
@@ -65,11 +65,13 @@ def main() -> None:
     inputs = np.concatenate(views)
     labels = np.tile(train.labels, len(views))
 
-    refit = keras.Sequential([
-        keras.Input(inputs.shape[1:]),
-        keras.layers.Dropout(config["model"]["dropout"]),
-        keras.layers.Dense(NUM_CLASSES, activation="softmax"),
-    ])
+    refit = keras.Sequential(
+        [
+            keras.Input(inputs.shape[1:]),
+            keras.layers.Dropout(config["model"]["dropout"]),
+            keras.layers.Dense(NUM_CLASSES, activation="softmax"),
+        ]
+    )
     refit.layers[-1].set_weights(head.get_weights())
     steps = args.epochs * int(np.ceil(len(inputs) / 512))
     refit.compile(
@@ -78,8 +80,7 @@ def main() -> None:
     )
     weights = class_weights(train.class_counts(), config["class_weighting"])
     keras.utils.set_random_seed(config["seed"])
-    refit.fit(inputs, np.eye(NUM_CLASSES)[labels], sample_weight=weights[labels],
-              batch_size=512, epochs=args.epochs, verbose=0)
+    refit.fit(inputs, np.eye(NUM_CLASSES)[labels], sample_weight=weights[labels], batch_size=512, epochs=args.epochs, verbose=0)
 
     scored_features = features(to_model_input(scored.images, channels, crop))
     for name, probabilities in (
@@ -88,8 +89,10 @@ def main() -> None:
     ):
         metrics = classification_metrics(scored.labels, probabilities)
         correct = int(round(metrics["accuracy"] * len(scored)))
-        print(f"{name}: {args.split} accuracy {metrics['accuracy']:.4f} ({correct} of {len(scored)}), "
-              f"macro-F1 {metrics['macro_f1']:.4f}")
+        print(
+            f"{name}: {args.split} accuracy {metrics['accuracy']:.4f} ({correct} of {len(scored)}), "
+            f"macro-F1 {metrics['macro_f1']:.4f}"
+        )
 
 
 if __name__ == "__main__":

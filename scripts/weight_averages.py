@@ -21,9 +21,9 @@ import keras
 import ferkeras  # noqa: F401  (registers the custom layers)
 from ferkeras.card import card_path, read_card
 from ferkeras.config import load_config
-from ferkeras.images import to_model_input
 from ferkeras.data.sources import load_split
 from ferkeras.evaluation.metrics import classification_metrics
+from ferkeras.images import to_model_input
 from ferkeras.training.averaging import average_snapshots, recalibrate_batchnorm, snapshot_path
 from ferkeras.training.trainer import float32_copy
 
@@ -45,11 +45,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--last", type=int, action="append", default=[], help="average the last N snapshots")
     parser.add_argument("--models", type=Path, nargs="+", default=[], help=".keras models to average")
     parser.add_argument(
-        "--run", type=Path,
+        "--run",
+        type=Path,
         help="the run (or model) folder whose card gives the preprocessing (its config.yaml while it has no card yet)",
     )
     parser.add_argument(
-        "--float32", action="store_true",
+        "--float32",
+        action="store_true",
         help="also score each average as a float32 copy (as evaluate and every export run it); needs RUN/config.yaml",
     )
     args = parser.parse_args(argv)
@@ -74,8 +76,13 @@ def main(argv: list[str] | None = None) -> None:
     print("| weights | val accuracy | val macro-F1 |\n|---|---|---|")
     groups = []
     if args.snapshots:
-        last_epoch = max(int(p.stem.split("_")[1].split(".")[0]) for p in (args.snapshots / "snapshots").glob("epoch_*.weights.h5"))
-        groups += [(f"last {n} epochs", [snapshot_path(args.snapshots, e) for e in range(last_epoch - n + 1, last_epoch + 1)]) for n in args.last]
+        last_epoch = max(
+            int(p.stem.split("_")[1].split(".")[0]) for p in (args.snapshots / "snapshots").glob("epoch_*.weights.h5")
+        )
+        groups += [
+            (f"last {n} epochs", [snapshot_path(args.snapshots, e) for e in range(last_epoch - n + 1, last_epoch + 1)])
+            for n in args.last
+        ]
     if args.models:
         groups.append((" + ".join(str(p) for p in args.models), args.models))
     for name, files in groups:

@@ -7,7 +7,6 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest  # noqa: E402
-
 from synthetic import make_csv_dataset, make_folder_dataset  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

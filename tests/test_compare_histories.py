@@ -1,9 +1,9 @@
 """scripts/compare_histories.py on history.csv files written by the trainer's own writer."""
 
 import pytest
+from script_module import load_script
 
 from ferkeras.training.callbacks import write_history_csv
-from script_module import load_script
 
 compare_histories = load_script("compare_histories")
 

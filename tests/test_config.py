@@ -1,8 +1,8 @@
 import re
 
 import pytest
-
 from conftest import REPO
+
 from ferkeras.config import TrainConfig, load_config, parse_override
 from ferkeras.errors import FerKerasError
 
@@ -59,9 +59,21 @@ def test_to_dict_is_plain():
     assert TrainConfig().to_dict()["phase1"]["trainable"] == "attention_and_head"
 
 
-def test_the_small_stem_recipe_is_the_shipped_one_with_the_documented_settings():
-    # docs/recipe.md trains it either from this file or from the shipped recipe
-    # with these --set flags; both must resolve to the same config
+def test_a_config_states_only_its_differences_from_its_base(tmp_path):
+    (tmp_path / "base.yaml").write_text("batch_size: 32\nphase2: {epochs: 7, learning_rate: 0.01}\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\nphase2: {epochs: 9}\n")
+    child = load_config(tmp_path / "child.yaml")
+    assert (child.batch_size, child.phase2.epochs, child.phase2.learning_rate) == (32, 9, 0.01)
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(FerKerasError, match="comes back to itself"):
+        load_config(tmp_path / "loop.yaml")
+    (tmp_path / "orphan.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(FerKerasError, match="not found: .*missing.yaml \\(the base of"):
+        load_config(tmp_path / "orphan.yaml")
+
+
+def test_the_default_recipe_is_the_fast_one_with_the_documented_settings():
+    # the default's recipe inherits the fast model's and changes these settings only
     configs = REPO / "configs"
     settings = [
         "model.stem=small",

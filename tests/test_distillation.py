@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from synthetic import make_faces, make_folder_dataset
 
 from ferkeras.cli import main
 from ferkeras.config import PhaseConfig
@@ -13,7 +14,6 @@ from ferkeras.data.sources import Split
 from ferkeras.errors import FerKerasError
 from ferkeras.inference.predictor import Predictor
 from ferkeras.training.distillation import TEACHER_FILE, distillation_targets
-from synthetic import make_faces, make_folder_dataset
 
 
 def _faces(count_per_class: int = 2, size: int = 32) -> Split:
@@ -59,8 +59,9 @@ def test_train_phase2_distils_from_a_teacher(tiny_model, tmp_path):
     common = ["train", "--preset", "smoke", "--data", str(data), "--output", str(run)]
     runner = CliRunner()
     assert runner.invoke(main, common + ["--phase", "1"]).exit_code == 0
-    result = runner.invoke(main, common + ["--phase", "2", "--set", f"phase2.distill_from={tiny_model}",
-                                           "--set", "phase2.distill_weight=0.7"])
+    result = runner.invoke(
+        main, common + ["--phase", "2", "--set", f"phase2.distill_from={tiny_model}", "--set", "phase2.distill_weight=0.7"]
+    )
     assert result.exit_code == 0, result.output
     assert "teacher" in result.output and "flip-averaged" in result.output
     probs = np.load(run / "phase2" / TEACHER_FILE)

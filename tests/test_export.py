@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from ferkeras.card import write_card
 from ferkeras.cli import main
 from ferkeras.data import load_split
 from ferkeras.errors import FerKerasError
-from ferkeras.card import write_card
 from ferkeras.export.convert import convert_tflite, float_layers, layer_name, xnnpack_refused_layers
 from ferkeras.inference.predictor import Predictor
 
@@ -62,7 +62,9 @@ def test_predictor_same_interface_for_all_formats(exported_model):
 
 def test_convert_cli_and_bad_inputs(tiny_model, tmp_path):
     runner = CliRunner()
-    result = runner.invoke(main, ["convert", "--model", str(tiny_model), "--tflite", "--quantize", "dynamic", "--parity-samples", "30"])
+    result = runner.invoke(
+        main, ["convert", "--model", str(tiny_model), "--tflite", "--quantize", "dynamic", "--parity-samples", "30"]
+    )
     assert result.exit_code == 0, result.output
     assert "agreement" in result.output and "30 val faces" in result.output
     no_flags = runner.invoke(main, ["convert", "--model", str(tiny_model)])
@@ -89,8 +91,22 @@ def test_int8_float_ops_option(tiny_model):
     runner = CliRunner()
     bad = runner.invoke(main, ["convert", "--model", str(tiny_model), "--quantize", "int8", "--int8-float-ops", "MUL,not an op"])
     assert bad.exit_code != 0 and "--int8-float-ops: NOT AN OP is not a TFLite op type" in bad.output
-    result = runner.invoke(main, ["convert", "--model", str(tiny_model), "--quantize", "int8", "--int8-float-ops", "mul, mean",
-                                  "--parity-samples", "30", "--calibration-samples", "16"])
+    result = runner.invoke(
+        main,
+        [
+            "convert",
+            "--model",
+            str(tiny_model),
+            "--quantize",
+            "int8",
+            "--int8-float-ops",
+            "mul, mean",
+            "--parity-samples",
+            "30",
+            "--calibration-samples",
+            "16",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert _card(tiny_model)["artifacts"]["tflite_int8"]["float_ops"] == ["MUL", "MEAN"]
     # without options, convert repeats the settings that made the current int8 export
@@ -115,6 +131,7 @@ def test_int8_settings_come_from_the_card_then_the_config():
 @pytest.mark.parametrize("name", ["fer2013_resnet18_cbam_small", "fer2013_resnet18_cbam"])
 def test_shipped_cards_say_how_their_int8_export_was_made(name):
     from conftest import REPO
+
     from ferkeras.export.workflow import int8_settings
 
     card = _card(REPO / "saved_models" / name)
@@ -189,8 +206,9 @@ def test_predictor_bad_files(tiny_model, tmp_path):
 
 
 def test_evaluate_tflite_on_csv_and_train_test_layouts(exported_model, csv_data, tmp_path):
-    from ferkeras.evaluation.report import evaluate
     from synthetic import make_folder_dataset
+
+    from ferkeras.evaluation.report import evaluate
 
     on_csv = evaluate(exported_model / "model_int8.tflite", csv_data, "test", output=tmp_path / "csv")
     assert on_csv["format"] == "tflite" and on_csv["none"]["samples"] == 42

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from ferkeras.errors import FerKerasError
-from ferkeras.inference.faces import BlazeFaceDetector, Box, HaarDetector, crop_face, make_detector
 from ferkeras.images import to_gray
+from ferkeras.inference.faces import BlazeFaceDetector, Box, HaarDetector, crop_face, make_detector
 from ferkeras.inference.recognizer import Recognizer
 from ferkeras.inference.smoothing import IoUTracker, Smoother
 
@@ -120,17 +120,18 @@ def test_edge_path_never_imports_tensorflow(exported_model, sample_clip, tmp_pat
         from ferkeras.inference.predictor import Predictor
         from ferkeras.inference.recognizer import Recognizer
         from ferkeras.inference.runner import run
-        p = Predictor.load({str(exported_model / 'model_int8.tflite')!r})
+        p = Predictor.load({str(exported_model / "model_int8.tflite")!r})
         assert p.predict(np.zeros((3, 40, 40), np.uint8)).shape == (3, 7)
-        rec = Recognizer.load({str(exported_model / 'model_int8.tflite')!r})
-        stats = run({str(sample_clip)!r}, rec, csv_path={str(tmp_path / 'edge.csv')!r}, max_frames=20, quiet=True)
+        rec = Recognizer.load({str(exported_model / "model_int8.tflite")!r})
+        stats = run({str(sample_clip)!r}, rec, csv_path={str(tmp_path / "edge.csv")!r}, max_frames=20, quiet=True)
         assert stats.frames == 20, stats
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
         print("LOADED", loaded)
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": ""})
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ""}
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "LOADED []" in out.stdout
     assert (tmp_path / "edge.csv").read_text().count("\n") >= 21

@@ -6,9 +6,10 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
-from ferkeras.cli import main
 from synthetic import make_folder_dataset
+
+from ferkeras.card import run_name
+from ferkeras.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +45,9 @@ def test_phase2_starts_from_the_named_model_and_counts_its_compute(finished_run,
         np.testing.assert_array_equal(a, b)
     card = json.loads((second / "model_card.json").read_text())
     first_card = json.loads((first / "model_card.json").read_text())
-    assert card["initialisation"] == f"weights of {first} (phase2.init_from)"
-    assert card["training"]["initialised_from"]["training"]["phases"] == first_card["training"]["phases"]
+    assert card["initialisation"] == f"weights of {run_name(first)} (phase2.init_from)"
+    assert card["training"]["initialised_from"] == {"phase": "phase2", "model": run_name(first)}
+    assert card["training"]["ancestors"][run_name(first)]["phases"] == first_card["training"]["phases"]
     assert card["training"]["compute_seconds"] == pytest.approx(
         first_card["training"]["compute_seconds"] + card["training"]["phases"]["phase2"]["seconds"], abs=0.2
     )
@@ -62,8 +64,8 @@ def test_fine_tuning_from_a_model_it_also_distils_counts_that_model_once(finishe
     assert any(not np.allclose(a, b) for a, b in zip(start, weights))
     card = json.loads((tuned / "model_card.json").read_text())
     first_card = json.loads((first / "model_card.json").read_text())
-    assert card["training"]["teachers"][0]["model"] == str(first)
-    assert card["training"]["teachers"][0]["training"]["phases"] == first_card["training"]["phases"]
+    assert card["training"]["teachers"] == [{"phase": "phase2", "model": run_name(first)}]
+    assert card["training"]["ancestors"][run_name(first)]["phases"] == first_card["training"]["phases"]
     # the starting model is also the teacher: its training is counted once
     assert card["training"]["compute_seconds"] == pytest.approx(
         first_card["training"]["compute_seconds"] + card["training"]["phases"]["phase2"]["seconds"], abs=0.2

@@ -1,9 +1,9 @@
 import keras
 import numpy as np
 import pytest
+from layer_checks import run_layer_checks
 
 from ferkeras.layers import CBAM, ChannelAttention, SpatialAttention
-from layer_checks import run_layer_checks
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,9 @@ def _flat_faces(per_class: int = 4, size: int = 16) -> Split:
 
 
 def _mixed_batches(**mix):
-    ds = make_dataset(_flat_faces(), batch_size=14, training=True, augment=OFF, class_weights=WEIGHT.astype(np.float32), seed=3, **mix)
+    ds = make_dataset(
+        _flat_faces(), batch_size=14, training=True, augment=OFF, class_weights=WEIGHT.astype(np.float32), seed=3, **mix
+    )
     return [tuple(t.numpy() for t in batch) for batch in ds]
 
 
@@ -70,13 +72,26 @@ def test_a_training_phase_with_mixing_runs(tmp_path):
     import json
 
     from click.testing import CliRunner
-
-    from ferkeras.cli import main
     from synthetic import make_folder_dataset
 
+    from ferkeras.cli import main
+
     data = make_folder_dataset(tmp_path / "data", per_class=6, size=32)
-    args = ["train", "--preset", "smoke", "--data", str(data), "--output", str(tmp_path / "run"), "--phase", "1",
-            "--set", "phase1.mixup=0.2", "--set", "phase1.cutmix=1.0"]
+    args = [
+        "train",
+        "--preset",
+        "smoke",
+        "--data",
+        str(data),
+        "--output",
+        str(tmp_path / "run"),
+        "--phase",
+        "1",
+        "--set",
+        "phase1.mixup=0.2",
+        "--set",
+        "phase1.cutmix=1.0",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     config = (tmp_path / "run" / "config.yaml").read_text()

@@ -101,7 +101,7 @@ def test_load_model_in_a_fresh_process_without_custom_objects(tmp_path):
         assert "tensorflow" not in sys.modules, "import ferkeras must stay light"
         import keras, numpy as np
         model = keras.models.load_model({str(path)!r})
-        np.save({str(tmp_path / 'out.npy')!r}, model.predict(np.load({str(x_path)!r}), verbose=0))
+        np.save({str(tmp_path / "out.npy")!r}, model.predict(np.load({str(x_path)!r}), verbose=0))
         """
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""})

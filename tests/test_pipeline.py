@@ -5,8 +5,8 @@ import tensorflow as tf
 from ferkeras.config import AugmentConfig
 from ferkeras.data import load_split
 from ferkeras.data.augment import build_train_transform
-from ferkeras.images import center_crop, ten_crops
 from ferkeras.data.pipeline import BatchAugmenter, class_weights, make_dataset, to_model_input
+from ferkeras.images import center_crop, ten_crops
 
 OFF = AugmentConfig(flip=0, affine=0, brightness_contrast=0, dropout=0, blur=0)
 

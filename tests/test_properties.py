@@ -15,11 +15,15 @@ from hypothesis.extra import numpy as hnp
 from ferkeras.config import load_config, parse_override
 from ferkeras.data.sources import load_dataset, load_split
 from ferkeras.errors import FerKerasError
-from ferkeras.labels import CLASS_NAMES, CSV_USAGE_TO_SPLIT
 from ferkeras.inference.predictor import Predictor
 from ferkeras.inference.recognizer import Recognizer
+from ferkeras.labels import CLASS_NAMES, CSV_USAGE_TO_SPLIT
 
-SETTINGS = settings(max_examples=int(os.environ.get("FERKERAS_HYPOTHESIS_EXAMPLES", 150)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("FERKERAS_HYPOTHESIS_EXAMPLES", 150)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 SIZE = 32
 
 
@@ -31,6 +35,7 @@ def _check_split(split):
 
 # --- CSV loader ----------------------------------------------------------------------------
 
+
 def _pixels(side: int, seed: int) -> str:
     return " ".join(map(str, np.random.default_rng(seed).integers(0, 256, side * side)))
 
@@ -41,10 +46,25 @@ pixel_cells = st.one_of(
     st.lists(st.sampled_from(["0", "255", "256", "-1", "nan", "1.5", "x", "12"]), max_size=20).map(" ".join),
     st.text(max_size=30),
 )
-rows = st.lists(st.tuples(st.one_of(st.integers(-1, 8).map(str), cells), pixel_cells,
-                          st.one_of(st.sampled_from(list(CSV_USAGE_TO_SPLIT) + [" Training "]), cells)), max_size=12)
-headers = st.sampled_from(["emotion,pixels,Usage", "\ufeffemotion,pixels,Usage", " emotion , pixels , Usage ",
-                           "emotion,pixels", "pixels,emotion,Usage,extra", "", "a,b,c"])
+rows = st.lists(
+    st.tuples(
+        st.one_of(st.integers(-1, 8).map(str), cells),
+        pixel_cells,
+        st.one_of(st.sampled_from(list(CSV_USAGE_TO_SPLIT) + [" Training "]), cells),
+    ),
+    max_size=12,
+)
+headers = st.sampled_from(
+    [
+        "emotion,pixels,Usage",
+        "\ufeffemotion,pixels,Usage",
+        " emotion , pixels , Usage ",
+        "emotion,pixels",
+        "pixels,emotion,Usage,extra",
+        "",
+        "a,b,c",
+    ]
+)
 
 
 @SETTINGS
@@ -65,6 +85,7 @@ def test_csv_loader_gives_faces_or_one_error(header, body, skip_bad):
 
 # --- Folder loader -------------------------------------------------------------------------
 
+
 def _encoded(kind: str, seed: int, suffix: str) -> bytes:
     rng = np.random.default_rng(seed)
     if kind == "bytes":
@@ -79,12 +100,16 @@ def _encoded(kind: str, seed: int, suffix: str) -> bytes:
     return data[: len(data) // 2] if kind == "truncated" else data
 
 
-files = st.lists(st.tuples(
-    st.sampled_from(CLASS_NAMES + ("Happy", "unknown")),
-    st.sampled_from([".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".txt", ""]),
-    st.sampled_from(["gray", "colour", "16bit", "truncated", "bytes"]),
-    st.integers(0, 10_000),
-), min_size=1, max_size=10)
+files = st.lists(
+    st.tuples(
+        st.sampled_from(CLASS_NAMES + ("Happy", "unknown")),
+        st.sampled_from([".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".txt", ""]),
+        st.sampled_from(["gray", "colour", "16bit", "truncated", "bytes"]),
+        st.integers(0, 10_000),
+    ),
+    min_size=1,
+    max_size=10,
+)
 
 
 @SETTINGS
@@ -105,15 +130,61 @@ def test_folder_loader_gives_faces_or_one_error(entries, skip_bad):
 
 # --- Config parser -------------------------------------------------------------------------
 
-keys = st.sampled_from([
-    "phase1", "phase1.epochs", "phase1.learning_rate", "phase2.average_last", "phase2.patience", "data",
-    "data.image_size", "data.crop", "data.val_fraction", "model.width", "model.stem", "model.weights",
-    "augment.flip", "batch_size", "label_smoothing", "seed", "precision", "output_dir", "nope", "phase1.nope", "",
-    "phase2.distill_weight", "phase2.init_from", "data.skip_bad",
-])
+keys = st.sampled_from(
+    [
+        "phase1",
+        "phase1.epochs",
+        "phase1.learning_rate",
+        "phase2.average_last",
+        "phase2.patience",
+        "data",
+        "data.image_size",
+        "data.crop",
+        "data.val_fraction",
+        "model.width",
+        "model.stem",
+        "model.weights",
+        "augment.flip",
+        "batch_size",
+        "label_smoothing",
+        "seed",
+        "precision",
+        "output_dir",
+        "nope",
+        "phase1.nope",
+        "",
+        "phase2.distill_weight",
+        "phase2.init_from",
+        "data.skip_bad",
+    ]
+)
 values = st.one_of(
-    st.sampled_from(["nan", "inf", "-inf", "-1", "0", "1", "0.5", "1e9", "1e400", "[1]", "{a: 1}", "null", "~", "true",
-                     "small", "cbam", "[", "a: b: c", "'x", "2026-12-05", "0x10", "!!python/object:x"]),
+    st.sampled_from(
+        [
+            "nan",
+            "inf",
+            "-inf",
+            "-1",
+            "0",
+            "1",
+            "0.5",
+            "1e9",
+            "1e400",
+            "[1]",
+            "{a: 1}",
+            "null",
+            "~",
+            "true",
+            "small",
+            "cbam",
+            "[",
+            "a: b: c",
+            "'x",
+            "2026-12-05",
+            "0x10",
+            "!!python/object:x",
+        ]
+    ),
     st.text(max_size=10),
 )
 
@@ -131,8 +202,23 @@ def test_config_parser_gives_a_config_or_one_error(overrides, raw):
 
 
 @SETTINGS
-@given(text=st.one_of(st.text(max_size=60), st.sampled_from(["phase1: {epochs: .nan}", "data: [1]", "- a", "x: !!binary AA",
-                                                             "model:\n  width: -2", "? a\n: b", "{", "batch_size: 2\n" * 2])))
+@given(
+    text=st.one_of(
+        st.text(max_size=60),
+        st.sampled_from(
+            [
+                "phase1: {epochs: .nan}",
+                "data: [1]",
+                "- a",
+                "x: !!binary AA",
+                "model:\n  width: -2",
+                "? a\n: b",
+                "{",
+                "batch_size: 2\n" * 2,
+            ]
+        ),
+    )
+)
 def test_config_files_give_a_config_or_one_error(text):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "c.yaml"
@@ -153,8 +239,9 @@ shapes = st.one_of(
     hnp.array_shapes(min_dims=4, max_dims=4, max_side=6),
 )
 images = dtypes.flatmap(lambda dtype: shapes.flatmap(lambda shape: hnp.arrays(dtype, shape)))
-small_values = st.one_of(images, hnp.arrays(np.float32, st.tuples(st.integers(1, 30), st.integers(1, 30)),
-                                            elements=st.floats(0, 1, width=32)))
+small_values = st.one_of(
+    images, hnp.arrays(np.float32, st.tuples(st.integers(1, 30), st.integers(1, 30)), elements=st.floats(0, 1, width=32))
+)
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +260,9 @@ def _check_probabilities(p, count):
 
 
 @SETTINGS
-@given(faces=st.one_of(st.lists(st.one_of(small_values, st.none()), max_size=4), small_values, st.integers(), st.text(max_size=3)))
+@given(
+    faces=st.one_of(st.lists(st.one_of(small_values, st.none()), max_size=4), small_values, st.integers(), st.text(max_size=3))
+)
 def test_predict_gives_probabilities_or_one_error(predictor, faces):
     try:
         probabilities = predictor.predict(faces)

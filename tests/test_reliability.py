@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from synthetic import make_csv_dataset, make_faces, make_folder_dataset
 
 from ferkeras.cli import main
 from ferkeras.data.sources import load_dataset, load_split
@@ -30,7 +31,6 @@ from ferkeras.inference.predictor import Predictor
 from ferkeras.inference.recognizer import Recognizer
 from ferkeras.inference.runner import FrameSource
 from ferkeras.io import atomic_write_json, atomic_write_text, remove_stale_temps
-from synthetic import make_csv_dataset, make_faces, make_folder_dataset
 
 FERKERAS = [sys.executable, "-m", "ferkeras.cli"]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
@@ -57,6 +57,7 @@ def _train(args, data, output, *extra):
 
 
 # 1. Data loss -----------------------------------------------------------------
+
 
 def test_restart_never_deletes_a_folder_that_is_not_a_run(tiny, tmp_path):
     folder = tmp_path / "p"
@@ -89,19 +90,44 @@ def test_restart_validates_inputs_first_and_removes_only_the_run(tiny, tmp_path)
 def test_cam_refuses_to_overwrite_its_source(exported_model, sample_clip, tmp_path, option):
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(sample_clip.read_bytes())
-    result = CliRunner().invoke(main, ["cam", "--source", str(clip), "--model", str(exported_model / "model_int8.tflite"),
-                                       "--no-display", option, str(tmp_path / "." / "clip.mp4")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "cam",
+            "--source",
+            str(clip),
+            "--model",
+            str(exported_model / "model_int8.tflite"),
+            "--no-display",
+            option,
+            str(tmp_path / "." / "clip.mp4"),
+        ],
+    )
     _one_line_error(result, "would overwrite the input")
     assert clip.read_bytes() == sample_clip.read_bytes()
 
 
 def test_cam_refuses_two_outputs_with_one_name(exported_model, sample_clip, tmp_path):
-    result = CliRunner().invoke(main, ["cam", "--source", str(sample_clip), "--model", str(exported_model / "model_int8.tflite"),
-                                       "--no-display", "--csv", str(tmp_path / "a.txt"), "--jsonl", str(tmp_path / "a.txt")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "cam",
+            "--source",
+            str(sample_clip),
+            "--model",
+            str(exported_model / "model_int8.tflite"),
+            "--no-display",
+            "--csv",
+            str(tmp_path / "a.txt"),
+            "--jsonl",
+            str(tmp_path / "a.txt"),
+        ],
+    )
     _one_line_error(result, "both name")
 
 
 # 2. Silent wrong training ---------------------------------------------------------
+
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-.inf"])
 def test_config_numbers_must_be_finite(tiny, tmp_path, value):
@@ -119,8 +145,9 @@ def test_a_diverging_phase_stops_unfinished_with_valid_json(tiny, tmp_path):
     assert not (run / "phase1" / "last.keras").exists() and not (run / "model.keras").exists()
     assert not (run / "phase1" / "state.json").exists()  # no epoch finished, nothing recorded as done
     # the same run with a sane learning rate starts cleanly and writes strict JSON
-    result = CliRunner().invoke(main, ["train", "--config", str(run / "config.yaml"), "--phase", "1", "--restart",
-                                       "--set", "phase1.learning_rate=0.01"])
+    result = CliRunner().invoke(
+        main, ["train", "--config", str(run / "config.yaml"), "--phase", "1", "--restart", "--set", "phase1.learning_rate=0.01"]
+    )
     assert result.exit_code == 0, result.output
     state = json.loads((run / "phase1" / "state.json").read_text(), parse_constant=pytest.fail)
     assert state["finished"] is True
@@ -135,20 +162,36 @@ def test_json_is_always_strict(tmp_path):
 
 # 3. Incomplete outputs published as complete -------------------------------------------
 
+
 def _limit_file_size(limit):
     def apply():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
-@pytest.mark.parametrize("limit, outputs, reason", [
-    (4_000, ["--csv", "f.csv", "--jsonl", "f.jsonl"], "File too large"),
-    (60_000, ["--output", "f.mp4", "--csv", "f.csv"], "lost frames"),
-])
+@pytest.mark.parametrize(
+    "limit, outputs, reason",
+    [
+        (4_000, ["--csv", "f.csv", "--jsonl", "f.jsonl"], "File too large"),
+        (60_000, ["--output", "f.mp4", "--csv", "f.csv"], "lost frames"),
+    ],
+)
 def test_cam_on_a_full_disk_keeps_partial_files(exported_model, sample_clip, tmp_path, limit, outputs, reason):
-    command = FERKERAS + ["cam", "--source", str(sample_clip), "--model", str(exported_model / "model_int8.tflite"),
-                          "--detector", "haar", "--no-display", "--max-frames", "60", *outputs]
+    command = FERKERAS + [
+        "cam",
+        "--source",
+        str(sample_clip),
+        "--model",
+        str(exported_model / "model_int8.tflite"),
+        "--detector",
+        "haar",
+        "--no-display",
+        "--max-frames",
+        "60",
+        *outputs,
+    ]
     done = subprocess.run(command, cwd=tmp_path, env=ENV, capture_output=True, text=True, preexec_fn=_limit_file_size(limit))
     assert done.returncode == 1, done.stderr
     assert reason in done.stderr and "Traceback" not in done.stderr
@@ -162,8 +205,21 @@ def test_cam_with_no_frames_writes_no_video_and_says_so(exported_model, tmp_path
     folder.mkdir()
     _, encoded = cv2.imencode(".jpg", np.full((64, 64, 3), 90, np.uint8))
     (folder / "cut.jpg").write_bytes(encoded.tobytes()[:300])  # truncated: no frame to read
-    result = CliRunner().invoke(main, ["cam", "--source", str(folder), "--model", str(exported_model / "model_int8.tflite"),
-                                       "--no-display", "--output", str(tmp_path / "v.mp4"), "--csv", str(tmp_path / "f.csv")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "cam",
+            "--source",
+            str(folder),
+            "--model",
+            str(exported_model / "model_int8.tflite"),
+            "--no-display",
+            "--output",
+            str(tmp_path / "v.mp4"),
+            "--csv",
+            str(tmp_path / "f.csv"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "no frames read" in result.output and "no video written" in result.output
     assert "skipping image" in result.output and "truncated JPEG" in result.output
@@ -171,22 +227,37 @@ def test_cam_with_no_frames_writes_no_video_and_says_so(exported_model, tmp_path
     assert (tmp_path / "f.csv").read_text().startswith("frame,timestamp_ms")
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("--max-frames", "-1", "--max-frames must be >= 1"),
-    ("--every", "0", "--every must be >= 1"),
-    ("--padding", "-1", "padding must be between"),
-    ("--threshold", "5", "threshold must be between"),
-    ("--hysteresis", "-1", "hysteresis must be between"),
-    ("--min-face", "-3", "min_face must be >= 0"),
-    ("--alpha", "0", "0 < alpha <= 1"),
-])
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--max-frames", "-1", "--max-frames must be >= 1"),
+        ("--every", "0", "--every must be >= 1"),
+        ("--padding", "-1", "padding must be between"),
+        ("--threshold", "5", "threshold must be between"),
+        ("--hysteresis", "-1", "hysteresis must be between"),
+        ("--min-face", "-3", "min_face must be >= 0"),
+        ("--alpha", "0", "0 < alpha <= 1"),
+    ],
+)
 def test_cam_option_values_are_checked(exported_model, sample_clip, option, value, message):
-    result = CliRunner().invoke(main, ["cam", "--source", str(sample_clip), "--model", str(exported_model / "model_int8.tflite"),
-                                       "--no-display", option, value])
+    result = CliRunner().invoke(
+        main,
+        [
+            "cam",
+            "--source",
+            str(sample_clip),
+            "--model",
+            str(exported_model / "model_int8.tflite"),
+            "--no-display",
+            option,
+            value,
+        ],
+    )
     _one_line_error(result, message)
 
 
 # 4. Card and model must agree -----------------------------------------------------------
+
 
 @pytest.mark.parametrize("count", [5, 9])
 @pytest.mark.parametrize("file", ["model.keras", "model_int8.tflite", "model.onnx"])
@@ -197,7 +268,9 @@ def test_a_card_that_does_not_fit_the_model_is_refused_at_load(exported_model, t
     (tmp_path / "model_card.json").write_text(json.dumps(card))
     with pytest.raises(FerKerasError, match=f"lists {count} classes but .* outputs shape \\(7,\\)"):
         Predictor.load(tmp_path / file)
-    card["class_names"] = card["class_names"][:7] if count > 7 else json.loads((exported_model / "model_card.json").read_text())["class_names"]
+    card["class_names"] = (
+        card["class_names"][:7] if count > 7 else json.loads((exported_model / "model_card.json").read_text())["class_names"]
+    )
     card["input"]["size"] = 40
     card["preprocessing"] = {"face_resize": 40, "center_crop": 0}
     (tmp_path / "model_card.json").write_text(json.dumps(card))
@@ -217,16 +290,25 @@ def test_evaluate_refuses_a_model_with_other_classes(exported_model, tiny, tmp_p
 
 # 5. One line, not a traceback -----------------------------------------------------------
 
+
 def test_os_errors_are_one_line_in_every_command(exported_model, tiny, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     runner = CliRunner()
     model = str(exported_model / "model_int8.tflite")
     _one_line_error(_train([], tiny, blocker / "run"), str(blocker))
-    _one_line_error(runner.invoke(main, ["evaluate", "--model", model, "--data", str(tiny), "--output", str(blocker / "eval")]),
-                    "cannot write to the output folder", str(blocker))
-    _one_line_error(runner.invoke(main, ["cam", "--source", str(tiny / "val" / "happy"), "--model", model, "--no-display",
-                                         "--csv", str(blocker / "f.csv")]), str(blocker))
+    _one_line_error(
+        runner.invoke(main, ["evaluate", "--model", model, "--data", str(tiny), "--output", str(blocker / "eval")]),
+        "cannot write to the output folder",
+        str(blocker),
+    )
+    _one_line_error(
+        runner.invoke(
+            main,
+            ["cam", "--source", str(tiny / "val" / "happy"), "--model", model, "--no-display", "--csv", str(blocker / "f.csv")],
+        ),
+        str(blocker),
+    )
     _one_line_error(runner.invoke(main, ["bench", model, "--json", str(blocker / "b.json"), "--runs", "2"]), str(blocker))
     debug = runner.invoke(main, ["--debug", "evaluate", "--model", model, "--data", str(tiny), "--output", str(blocker / "e")])
     assert isinstance(debug.exception, FerKerasError)  # --debug lets the exception (and its traceback) through
@@ -239,20 +321,26 @@ def test_convert_checks_its_folder_before_working(exported_model, tmp_path, monk
         raise AssertionError("data was loaded before the folder was checked")
 
     monkeypatch.setattr(workflow, "load_split", no_data)
-    monkeypatch.setattr(workflow, "ensure_writable", lambda folder, what: (_ for _ in ()).throw(
-        FerKerasError(f"cannot write to the {what} {folder}: Read-only file system")))
+    monkeypatch.setattr(
+        workflow,
+        "ensure_writable",
+        lambda folder, what: (_ for _ in ()).throw(FerKerasError(f"cannot write to the {what} {folder}: Read-only file system")),
+    )
     result = CliRunner().invoke(main, ["convert", "--model", str(exported_model), "--onnx"])
     _one_line_error(result, "cannot write to the model folder", "Read-only")
 
 
-@pytest.mark.parametrize("content, message", [
-    ("[1, 2]", "top level must be a mapping"),
-    ("just a string", "top level must be a mapping"),
-    ("phase1: 5", "phase1 is a section"),
-    ("data: {image_size: [48]}", "data.image_size must be int"),
-    ("model: {width: .nan}", "must be a finite number"),
-    ("augment: {flip: 3}", "augment.flip must be in"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[1, 2]", "top level must be a mapping"),
+        ("just a string", "top level must be a mapping"),
+        ("phase1: 5", "phase1 is a section"),
+        ("data: {image_size: [48]}", "data.image_size must be int"),
+        ("model: {width: .nan}", "must be a finite number"),
+        ("augment: {flip: 3}", "augment.flip must be in"),
+    ],
+)
 def test_bad_config_files_are_one_line(tmp_path, content, message):
     path = tmp_path / "c.yaml"
     path.write_text(content)
@@ -296,14 +384,17 @@ def test_truncated_keras_file_is_not_called_missing(exported_model, tmp_path):
     assert "not found" not in str(info.value)
 
 
-@pytest.mark.parametrize("face, message", [
-    (np.zeros((20, 20, 2), np.uint8), "shape"),
-    (np.zeros((0, 0), np.uint8), "empty"),
-    (np.zeros(30, np.uint8), "shape"),
-    (None, "is None"),
-    (np.full((20, 20), np.nan, np.float32), "NaN"),
-    (np.full((20, 20), -4, np.int16), "0..255"),
-])
+@pytest.mark.parametrize(
+    "face, message",
+    [
+        (np.zeros((20, 20, 2), np.uint8), "shape"),
+        (np.zeros((0, 0), np.uint8), "empty"),
+        (np.zeros(30, np.uint8), "shape"),
+        (None, "is None"),
+        (np.full((20, 20), np.nan, np.float32), "NaN"),
+        (np.full((20, 20), -4, np.int16), "0..255"),
+    ],
+)
 def test_predict_refuses_crops_that_are_not_images(exported_model, face, message):
     predictor = Predictor.load(exported_model / "model_int8.tflite")
     with pytest.raises(FerKerasError, match=message):
@@ -318,6 +409,7 @@ def test_recognizer_refuses_a_missing_frame(exported_model):
 
 
 # 6. Written files respect the umask ------------------------------------------------------
+
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
 def test_atomic_writes_respect_the_umask(tmp_path, umask, mode):
@@ -344,6 +436,7 @@ def test_evaluate_update_card_keeps_the_card_readable(exported_model, tiny, tmp_
 
 
 # 8. Silent acceptance of wrong input -------------------------------------------------------
+
 
 def test_csv_rows_of_nan_or_fractional_pixels_are_refused(tmp_path):
     path = make_csv_dataset(tmp_path / "fer2013.csv", per_class=1)
@@ -387,7 +480,7 @@ def test_every_image_format_loads_and_other_files_are_named(tmp_path, caplog):
 
 def test_sixteen_bit_faces_keep_their_brightness(tmp_path):
     face = make_faces(1, 48, seed=1)[0][0]
-    twelve_bit = (face.astype(np.uint16) * 16)  # a 12-bit sensor: 0..4080 in a 16-bit file
+    twelve_bit = face.astype(np.uint16) * 16  # a 12-bit sensor: 0..4080 in a 16-bit file
     cv2.imwrite(str(tmp_path / "12bit.png"), twelve_bit)
     cv2.imwrite(str(tmp_path / "16bit.png"), face.astype(np.uint16) * 257)
     for name in ("12bit.png", "16bit.png"):
@@ -418,6 +511,7 @@ def test_truncated_images_are_refused_not_half_decoded(tmp_path):
 
 
 # 9. Smaller ---------------------------------------------------------------------------------
+
 
 def test_stale_temporaries_of_a_killed_save_are_removed_on_resume(tiny, tmp_path):
     run = tmp_path / "run"

@@ -65,14 +65,35 @@ def _video_info(path):
 
 def test_static_face_clip(exported_model, static_clip, tmp_path):
     out, table = tmp_path / "out.mp4", tmp_path / "frames.csv"
-    result = CliRunner().invoke(main, [
-        "cam", "--source", str(static_clip), "--model", str(exported_model / "model_int8.tflite"),
-        "--no-display", "--output", str(out), "--csv", str(table), "--jsonl", str(tmp_path / "f.jsonl"),
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "cam",
+            "--source",
+            str(static_clip),
+            "--model",
+            str(exported_model / "model_int8.tflite"),
+            "--no-display",
+            "--output",
+            str(out),
+            "--csv",
+            str(table),
+            "--jsonl",
+            str(tmp_path / "f.jsonl"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = _rows(table)
     assert list(rows[0])[:9] == ["frame", "timestamp_ms", "face_id", "x", "y", "w", "h", "label", "confidence"]
-    assert [c for c in rows[0] if c.startswith("p_")] == ["p_angry", "p_disgust", "p_fear", "p_happy", "p_neutral", "p_sad", "p_surprise"]
+    assert [c for c in rows[0] if c.startswith("p_")] == [
+        "p_angry",
+        "p_disgust",
+        "p_fear",
+        "p_happy",
+        "p_neutral",
+        "p_sad",
+        "p_surprise",
+    ]
     frames = [int(r["frame"]) for r in rows]
     assert sorted(set(frames)) == list(range(36))
     stamps = [float(r["timestamp_ms"]) for r in rows]
@@ -92,10 +113,22 @@ def test_static_face_clip(exported_model, static_clip, tmp_path):
 
 def test_sample_clip_every_third_frame(exported_model, sample_clip, tmp_path):
     table = tmp_path / "frames.csv"
-    result = CliRunner().invoke(main, [
-        "cam", "--source", str(sample_clip), "--model", str(exported_model / "model_int8.tflite"),
-        "--csv", str(table), "--output", str(tmp_path / "o.mp4"), "--every", "3",
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "cam",
+            "--source",
+            str(sample_clip),
+            "--model",
+            str(exported_model / "model_int8.tflite"),
+            "--csv",
+            str(table),
+            "--output",
+            str(tmp_path / "o.mp4"),
+            "--every",
+            "3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = _rows(table)
     assert sorted({int(r["frame"]) for r in rows}) == list(range(275))
@@ -110,10 +143,21 @@ def test_sample_clip_every_third_frame(exported_model, sample_clip, tmp_path):
 
 
 def test_headless_display_request_keeps_working(exported_model, sample_clip, tmp_path):
-    result = CliRunner().invoke(main, [
-        "cam", "--source", str(sample_clip), "--model", str(exported_model / "model_int8.tflite"),
-        "--display", "--max-frames", "5", "--csv", str(tmp_path / "f.csv"),
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "cam",
+            "--source",
+            str(sample_clip),
+            "--model",
+            str(exported_model / "model_int8.tflite"),
+            "--display",
+            "--max-frames",
+            "5",
+            "--csv",
+            str(tmp_path / "f.csv"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert WINDOW_HINT in result.output
     assert len({r["frame"] for r in _rows(tmp_path / "f.csv")}) == 5
@@ -124,9 +168,25 @@ def test_sigterm_finalises_outputs(exported_model, sample_clip, tmp_path):
     long_clip = _write_clip(tmp_path / "long.mp4", frames * 6)
     out, table = tmp_path / "out.mp4", tmp_path / "frames.csv"
     process = subprocess.Popen(
-        [sys.executable, "-m", "ferkeras.cli", "cam", "--source", str(long_clip), "--model", str(exported_model / "model_int8.tflite"),
-         "--output", str(out), "--csv", str(table), "--detector", "haar"],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        [
+            sys.executable,
+            "-m",
+            "ferkeras.cli",
+            "cam",
+            "--source",
+            str(long_clip),
+            "--model",
+            str(exported_model / "model_int8.tflite"),
+            "--output",
+            str(out),
+            "--csv",
+            str(table),
+            "--detector",
+            "haar",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     for line in process.stderr:
         if "100 frames" in line:
@@ -147,7 +207,9 @@ def test_sigterm_finalises_outputs(exported_model, sample_clip, tmp_path):
     [("missing.mp4", "source not found"), ("99", "cannot open camera 99")],
 )
 def test_unopenable_sources_are_one_line_errors(exported_model, source, message, tmp_path):
-    result = CliRunner().invoke(main, ["cam", "--source", source, "--model", str(exported_model / "model_int8.tflite"), "--no-display"])
+    result = CliRunner().invoke(
+        main, ["cam", "--source", source, "--model", str(exported_model / "model_int8.tflite"), "--no-display"]
+    )
     assert result.exit_code != 0
     assert message in result.output and len(result.output.strip().splitlines()) == 1
 

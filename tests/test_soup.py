@@ -2,13 +2,14 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ferkeras.card import total_compute_seconds
+from ferkeras.card import compact_training, portable_config, portable_path, run_name, total_compute_seconds
 from ferkeras.cli import main
 from ferkeras.errors import FerKerasError
 from ferkeras.inference.predictor import Predictor
@@ -52,7 +53,8 @@ def test_soup_is_the_mean_of_the_weights_with_a_card_naming_its_runs(two_runs, t
     for a, b, s in zip(weights_a, weights_b, souped):
         np.testing.assert_allclose(s, (a + b) / 2, atol=1e-6)
     card = _card(target.parent)
-    assert [entry["run"] for entry in card["training"]["soup_of"]] == [str(first), str(second)]
+    assert card["training"]["soup_of"] == [run_name(first), run_name(second)]
+    assert set(card["training"]["ancestors"]) == {run_name(first), run_name(second)}
     assert card["training"]["compute_seconds"] == 220.0  # the shared phase 1 counted once
     assert card["training"]["config"]["data"]["root"].endswith("data")
     assert card["metrics"] == {} and card["class_names"] == _card(first)["class_names"]
@@ -77,19 +79,21 @@ def test_soup_keeps_each_runs_curves_and_histories(two_runs, tmp_path):
     # a soup of that soup passes its records on under their names
     again = make_soup([target.parent, second], tmp_path / "soup_again")
     assert sorted(p.name for p in again.parent.glob("history_*.csv")) == [
-        "history_run_a_phase1.csv", "history_run_a_phase2.csv", "history_run_b_phase2.csv",
+        "history_run_a_phase1.csv",
+        "history_run_a_phase2.csv",
+        "history_run_b_phase2.csv",
     ]
     assert (again.parent / "training_curves_run_b.png").read_bytes() == b"png"
 
 
 def test_compute_counts_each_distinct_phase_record_once():
     shared = {"phase1": {"seconds": 10.0, "best_epoch": 3}}
-    cards = [
-        {"training": {"phases": {**shared, "phase2": {"seconds": 5.0}}}},
-        {"training": {"phases": {**shared, "phase2": {"seconds": 7.0}}}},
-        {"training": {"phases": {"phase1": {"seconds": 10.0, "best_epoch": 4}}}},  # another phase 1
-    ]
-    assert total_compute_seconds(c["training"] for c in cards) == 32.0
+    ancestors = {
+        "a": {"phases": {**shared, "phase2": {"seconds": 5.0}}},
+        "b": {"phases": {**shared, "phase2": {"seconds": 7.0}}},
+        "c": {"phases": {"phase1": {"seconds": 10.0, "best_epoch": 4}}},  # another phase 1
+    }
+    assert total_compute_seconds({"soup_of": ["a", "b", "c"], "ancestors": ancestors}) == 32.0
 
 
 def test_compute_follows_teachers_and_starting_models_into_their_soups():
@@ -98,9 +102,26 @@ def test_compute_follows_teachers_and_starting_models_into_their_soups():
     teacher = {"soup_of": [{"run": "plain", **plain}, {"run": "mixup", **mixup}]}
     distilled["teachers"] = [{"phase": "phase2", "model": "teacher", "training": teacher}]
     # the shipped recipe: the soup of the mixup run and the run the plain+mixup soup taught
-    assert total_compute_seconds([mixup, distilled]) == 28.0
-    tuned = {"phases": {"phase2": {"seconds": 2.0}}, "initialised_from": {"phase": "phase2", "training": {"soup_of": [mixup, distilled]}}}
-    assert total_compute_seconds([tuned]) == 30.0
+    soup = {"soup_of": [{"run": "mixup", **mixup}, {"run": "distilled", **distilled}]}
+    assert total_compute_seconds(soup) == 28.0
+    tuned = {"phases": {"phase2": {"seconds": 2.0}}, "initialised_from": {"phase": "phase2", "model": "soup", "training": soup}}
+    assert total_compute_seconds(tuned) == 30.0
+    # the nested form cards had before is read as the flat one: each model once, by name
+    flat = compact_training(tuned)
+    assert flat["initialised_from"] == {"phase": "phase2", "model": "soup"}
+    assert sorted(flat["ancestors"]) == ["distilled", "mixup", "plain", "soup", "teacher"]
+    assert flat["ancestors"]["soup"] == {"soup_of": ["mixup", "distilled"]}
+    assert total_compute_seconds(flat) == 30.0
+
+
+def test_cards_hold_no_absolute_paths():
+    home = str(Path.home() / ".cache" / "ferkeras" / "runs" / "v4")
+    assert run_name(home) == "v4" and run_name("~/.cache/ferkeras/runs/v4") == "v4"
+    assert run_name("saved_models/fer2013_resnet18_cbam") == "saved_models/fer2013_resnet18_cbam"
+    assert portable_path(str(Path.home() / "data" / "fer")) == "~/data/fer"
+    assert portable_path("/mnt/somewhere/else") == "else" and portable_path("../shared/fer2013") == "../shared/fer2013"
+    config = portable_config({"output_dir": home, "data": {"root": "/mnt/x/fer2013"}, "phase2": {"distill_from": None}})
+    assert config == {"output_dir": "~/.cache/ferkeras/runs/v4", "data": {"root": "fer2013"}, "phase2": {"distill_from": None}}
 
 
 def test_soup_refuses_models_that_do_not_match(two_runs, tmp_path):
@@ -112,7 +133,9 @@ def test_soup_refuses_models_that_do_not_match(two_runs, tmp_path):
         make_soup([first, second], tmp_path / "soup")
     build_model(32, 1, width=0.25, dropout=0.0).save(second / "model.keras")
     _write_card(second, _card(first))
-    with pytest.raises(FerKerasError, match="cannot average .*run_a/model.keras, .*run_b/model.keras: their weights have different shapes"):
+    with pytest.raises(
+        FerKerasError, match="cannot average .*run_a/model.keras, .*run_b/model.keras: their weights have different shapes"
+    ):
         make_soup([first, second], tmp_path / "soup")
     with pytest.raises(FerKerasError, match="at least two run folders"):
         make_soup([first], tmp_path / "soup")

@@ -3,12 +3,12 @@ import shutil
 import cv2
 import numpy as np
 import pytest
+from synthetic import make_csv_dataset, make_folder_dataset
 
 from ferkeras.data import load_dataset, load_split
 from ferkeras.data.sources import stratified_split
 from ferkeras.errors import FerKerasError
 from ferkeras.labels import CLASS_NAMES, CSV_CODE_TO_INDEX, class_index
-from synthetic import make_csv_dataset, make_folder_dataset
 
 
 def test_csv_codes_map_onto_our_order():

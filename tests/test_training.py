@@ -14,9 +14,9 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from synthetic import make_folder_dataset
 
 from ferkeras.cli import main
-from synthetic import make_folder_dataset
 
 FERKERAS = [sys.executable, "-m", "ferkeras.cli"]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
@@ -57,7 +57,9 @@ def test_phase1_phase2_evaluate_end_to_end(tiny, tmp_path):
     for name in ("config.yaml", "model.keras", "phase2/best.keras", "phase2/history.csv"):
         assert (run / name).exists(), name
 
-    result = runner.invoke(main, ["evaluate", "--model", str(run), "--data", str(tiny), "--tta", "flip", "--tta", "tencrop", "--update-card"])
+    result = runner.invoke(
+        main, ["evaluate", "--model", str(run), "--data", str(tiny), "--tta", "flip", "--tta", "tencrop", "--update-card"]
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((run / "eval_val" / "metrics.json").read_text())
     assert set(metrics) >= {"none", "flip", "tencrop"}
@@ -87,7 +89,9 @@ def test_rerun_of_a_finished_phase_and_changed_settings(tiny, tmp_path):
     other_precision = runner.invoke(main, args + ["--precision", "mixed_bfloat16"])
     assert other_precision.exit_code == 0, other_precision.output
     assert "precision: mixed_bfloat16" in other_precision.output
-    phase2_first = runner.invoke(main, ["train", "--preset", "smoke", "--data", str(tiny), "--output", str(tmp_path / "other"), "--phase", "2"])
+    phase2_first = runner.invoke(
+        main, ["train", "--preset", "smoke", "--data", str(tiny), "--output", str(tmp_path / "other"), "--phase", "2"]
+    )
     assert phase2_first.exit_code != 0 and "needs a finished phase 1" in phase2_first.output
 
 
@@ -101,8 +105,21 @@ def test_evaluate_errors_are_one_line(tiny, tmp_path):
 def test_sigkill_mid_training_resumes_without_losing_epochs(tiny, tmp_path):
     run = tmp_path / "run"
     command = FERKERAS + [
-        "train", "--preset", "smoke", "--data", str(tiny), "--output", str(run), "--phase", "1",
-        "--set", "phase1.epochs=5", "--set", "phase1.trainable=all", "--set", "phase1.warmup_epochs=1",
+        "train",
+        "--preset",
+        "smoke",
+        "--data",
+        str(tiny),
+        "--output",
+        str(run),
+        "--phase",
+        "1",
+        "--set",
+        "phase1.epochs=5",
+        "--set",
+        "phase1.trainable=all",
+        "--set",
+        "phase1.warmup_epochs=1",
     ]
     process = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     state_file = run / "phase1" / "state.json"
@@ -126,11 +143,13 @@ def test_sigkill_mid_training_resumes_without_losing_epochs(tiny, tmp_path):
     code = textwrap.dedent(
         f"""
         import ferkeras, keras
-        m = keras.models.load_model({str(run / 'phase1' / 'last.keras')!r})
+        m = keras.models.load_model({str(run / "phase1" / "last.keras")!r})
         print(int(m.optimizer.iterations.numpy()))
         """
     )
-    steps = int(subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True).stdout.split()[-1])
+    steps = int(
+        subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True).stdout.split()[-1]
+    )
     assert steps == 5 * (112 // 16)
     rates = [r["learning_rate"] for r in history]
     assert rates[-1] < rates[-2] < rates[1], rates  # cosine decay, no restart

@@ -10,15 +10,29 @@ import zipfile
 from pathlib import Path
 
 import cv2
-
 from conftest import REPO
+
 from ferkeras.artifacts import BUNDLED_FILES, DEFAULT_MODEL
 
 
 def test_the_wheel_runs_cam_without_the_checkout(tmp_path, sample_clip):
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(wheels), str(REPO)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(wheels),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+    )
     wheel = next(wheels.glob("ferkeras-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     for name in BUNDLED_FILES:
@@ -31,11 +45,20 @@ def test_the_wheel_runs_cam_without_the_checkout(tmp_path, sample_clip):
     env_dir = tmp_path / "env"
     venv.create(env_dir, with_pip=False)
     python = env_dir / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
 
     work = tmp_path / "elsewhere"
     work.mkdir()
@@ -45,9 +68,23 @@ def test_the_wheel_runs_cam_without_the_checkout(tmp_path, sample_clip):
     assert ok
     cv2.imwrite(str(work / "people.jpg"), frame)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FERKERAS_MODEL")}
-    done = subprocess.run([str(python), "-c", "import sys; from ferkeras.cli import main; sys.argv[0] = 'ferkeras'; main()",
-                           "cam", "--source", "people.jpg", "--no-display", "--csv", "faces.csv"],
-                          cwd=work, env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import sys; from ferkeras.cli import main; sys.argv[0] = 'ferkeras'; main()",
+            "cam",
+            "--source",
+            "people.jpg",
+            "--no-display",
+            "--csv",
+            "faces.csv",
+        ],
+        cwd=work,
+        env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert f"model: {site / 'ferkeras' / 'bundled' / DEFAULT_MODEL / 'model_int8.tflite'}" in done.stderr
     with open(work / "faces.csv", newline="") as handle:

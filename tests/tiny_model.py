@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+from synthetic import make_faces
 
 from ferkeras.card import write_card
 from ferkeras.labels import CLASS_NAMES
 from ferkeras.models import build_model
-from synthetic import make_faces
 
 SIZE = 32
 
@@ -26,13 +26,16 @@ def train_tiny_model(folder: Path, epochs: int = 12) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "model.keras"
     model.save(path)
-    write_card(path, {
-        "format_version": 1,
-        "name": model.name,
-        "class_names": list(CLASS_NAMES),
-        "input": {"size": SIZE, "channels": 1, "dtype": "float32", "range": "raw pixels 0-255"},
-        "preprocessing": {"face_resize": SIZE, "center_crop": 0},
-        "training": {"config": {"data": {"root": str(folder / "data")}}},
-        "artifacts": {"keras": {"file": "model.keras"}},
-    })
+    write_card(
+        path,
+        {
+            "format_version": 1,
+            "name": model.name,
+            "class_names": list(CLASS_NAMES),
+            "input": {"size": SIZE, "channels": 1, "dtype": "float32", "range": "raw pixels 0-255"},
+            "preprocessing": {"face_resize": SIZE, "center_crop": 0},
+            "training": {"config": {"data": {"root": str(folder / "data")}}},
+            "artifacts": {"keras": {"file": "model.keras"}},
+        },
+    )
     return path

@@ -9,7 +9,6 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
-import numpy as np  # noqa: E402
 
 from ferkeras.config import AugmentConfig  # noqa: E402
 

@@ -15,9 +15,9 @@ import tensorflow as tf
 
 from ferkeras.config import AugmentConfig
 from ferkeras.data.augment import build_train_transform
-from ferkeras.images import to_model_input
 from ferkeras.data.mixing import mix_batch
 from ferkeras.data.sources import Split
+from ferkeras.images import to_model_input
 from ferkeras.labels import NUM_CLASSES
 
 
@@ -71,15 +71,9 @@ def make_dataset(
     labels = tf.one_hot(split.labels, NUM_CLASSES) if targets is None else tf.constant(targets, tf.float32)
     if not training:
         inputs = to_model_input(split.images, channels, crop)
-        return (
-            tf.data.Dataset.from_tensor_slices((inputs, labels))
-            .batch(batch_size)
-            .prefetch(tf.data.AUTOTUNE)
-        )
+        return tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
-    weights = (
-        np.ones(NUM_CLASSES, np.float32) if class_weights is None else class_weights
-    )[split.labels].astype(np.float32)
+    weights = (np.ones(NUM_CLASSES, np.float32) if class_weights is None else class_weights)[split.labels].astype(np.float32)
     seed = seed + 1_000_003 * epoch_offset
     ds = tf.data.Dataset.from_tensor_slices((split.images, labels, weights))
     ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)

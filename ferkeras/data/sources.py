@@ -49,7 +49,7 @@ class Split:
         digest.update(self.labels.astype(np.int32).tobytes())
         return digest.hexdigest()
 
-    def subset(self, index: np.ndarray, name: str | None = None) -> "Split":
+    def subset(self, index: np.ndarray, name: str | None = None) -> Split:
         return Split(
             name or self.name,
             self.images[index],
@@ -72,17 +72,24 @@ def _warn_skipped(skipped: list[Path], split_dir: Path) -> None:
     if skipped:
         kinds = sorted({p.suffix.lower() or "(no suffix)" for p in skipped})
         log.warning(
-            "%s: skipped %d file(s) that are not images (%s; ferkeras reads %s): %s%s", split_dir, len(skipped),
-            ", ".join(kinds), ", ".join(IMAGE_SUFFIXES), ", ".join(p.name for p in skipped[:3]), " ..." if len(skipped) > 3 else "",
+            "%s: skipped %d file(s) that are not images (%s; ferkeras reads %s): %s%s",
+            split_dir,
+            len(skipped),
+            ", ".join(kinds),
+            ", ".join(IMAGE_SUFFIXES),
+            ", ".join(p.name for p in skipped[:3]),
+            " ..." if len(skipped) > 3 else "",
         )
 
 
-def _warn_empty_classes(split: "Split", source: str) -> None:
+def _warn_empty_classes(split: Split, source: str) -> None:
     absent = [name for name, count in zip(CLASS_NAMES, split.class_counts()) if count == 0]
     if absent:
         log.warning(
-            "%s: split %r has no faces of %s; metrics skip absent classes, and a model trained without them "
-            "cannot predict them", source, split.name, ", ".join(absent),
+            "%s: split %r has no faces of %s; metrics skip absent classes, and a model trained without them cannot predict them",
+            source,
+            split.name,
+            ", ".join(absent),
         )
 
 
@@ -96,8 +103,7 @@ def _load_folder_split(split_dir: Path, image_size: int, skip_bad: bool) -> Spli
         name = entry.name.lower()
         if name not in CLASS_NAMES:
             raise FerKerasError(
-                f"unknown class folder {entry}; expected folders named {', '.join(CLASS_NAMES)}"
-                " (rename or move it)"
+                f"unknown class folder {entry}; expected folders named {', '.join(CLASS_NAMES)} (rename or move it)"
             )
         label = CLASS_NAMES.index(name)
         for file in sorted(entry.iterdir()):
@@ -110,9 +116,7 @@ def _load_folder_split(split_dir: Path, image_size: int, skip_bad: bool) -> Spli
                 skipped.append(file)
     _warn_skipped(skipped, split_dir)
     if not paths:
-        raise FerKerasError(
-            f"split {split_dir} has no images; expected {split_dir}/<class>/*{'|'.join(IMAGE_SUFFIXES)}"
-        )
+        raise FerKerasError(f"split {split_dir} has no images; expected {split_dir}/<class>/*{'|'.join(IMAGE_SUFFIXES)}")
     workers = min(8, (os.cpu_count() or 1) * 2)
     with ThreadPoolExecutor(workers) as pool:
         # each face is resized as soon as it is decoded: memory grows with the
@@ -250,8 +254,7 @@ def load_split(
             return stratified_split(splits["train"], val_fraction, seed)[1]
         if split not in splits:
             raise FerKerasError(
-                f"{csv_path} has no {split!r} rows (Usage "
-                f"{[k for k, v in CSV_USAGE_TO_SPLIT.items() if v == split][0]})"
+                f"{csv_path} has no {split!r} rows (Usage {[k for k, v in CSV_USAGE_TO_SPLIT.items() if v == split][0]})"
             )
         return splits[split]
     split_dir = root / split
@@ -259,10 +262,7 @@ def load_split(
         return stratified_split(_load_folder_split(root / "train", image_size, skip_bad), val_fraction, seed)[1]
     if not split_dir.is_dir():
         present = [s for s in SPLITS if (root / s).is_dir()]
-        raise FerKerasError(
-            f"split {split!r} not found: no folder {split_dir}"
-            f" (found: {', '.join(present) or 'none'})"
-        )
+        raise FerKerasError(f"split {split!r} not found: no folder {split_dir} (found: {', '.join(present) or 'none'})")
     return _load_folder_split(split_dir, image_size, skip_bad)
 
 
@@ -282,15 +282,9 @@ def load_dataset(
     if csv_path is not None:
         splits = _load_csv(csv_path, image_size, skip_bad)
     else:
-        splits = {
-            name: _load_folder_split(root / name, image_size, skip_bad)
-            for name in SPLITS
-            if (root / name).is_dir()
-        }
+        splits = {name: _load_folder_split(root / name, image_size, skip_bad) for name in SPLITS if (root / name).is_dir()}
     if "train" not in splits:
-        raise FerKerasError(
-            f"no training data in {root}: expected {root}/train/<class>/ or a fer2013.csv with Training rows"
-        )
+        raise FerKerasError(f"no training data in {root}: expected {root}/train/<class>/ or a fer2013.csv with Training rows")
     if "val" not in splits:
         splits["train"], splits["val"] = stratified_split(splits["train"], val_fraction, seed)
     return splits

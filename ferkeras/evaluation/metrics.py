@@ -38,7 +38,9 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, class_
 
 def format_report(metrics: dict, title: str) -> str:
     """A plain-text table of the metrics, for the terminal."""
-    lines = [f"{title}: accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  weighted-F1 {metrics['weighted_f1']:.4f}  ({metrics['samples']} faces)"]
+    lines = [
+        f"{title}: accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  weighted-F1 {metrics['weighted_f1']:.4f}  ({metrics['samples']} faces)"
+    ]
     lines.append(f"  {'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for name, row in metrics["per_class"].items():
         lines.append(f"  {name:<10}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>10d}")

@@ -27,7 +27,13 @@ def plot_training_curves(rows: list[dict], path: Path) -> None:
     x = [r["global_epoch"] for r in rows]
     for ax, metric in zip(axes, ("loss", "accuracy", "macro_f1")):
         for prefix, style in (("", "-"), ("val_", "--")):
-            ax.plot(x, [r.get(prefix + metric, np.nan) for r in rows], style, marker=".", label=f"{'val' if prefix else 'train'} {metric}")
+            ax.plot(
+                x,
+                [r.get(prefix + metric, np.nan) for r in rows],
+                style,
+                marker=".",
+                label=f"{'val' if prefix else 'train'} {metric}",
+            )
         boundary = [r["global_epoch"] for r in rows if r["phase"] == "phase2"]
         if boundary:
             ax.axvline(boundary[0] - 0.5, color="grey", lw=0.8, ls=":", label="phase 2 starts")

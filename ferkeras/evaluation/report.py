@@ -6,16 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ferkeras.artifacts import resolve_model
 from ferkeras.card import card_path, update_card
-from ferkeras.images import TTA_MODES, ten_crops, to_model_input
 from ferkeras.data.sources import load_split
 from ferkeras.errors import FerKerasError
 from ferkeras.evaluation.metrics import classification_metrics, format_report
 from ferkeras.evaluation.plots import plot_confusion, plot_mistakes
-from ferkeras.artifacts import resolve_model
+from ferkeras.images import TTA_MODES, ten_crops, to_model_input
 from ferkeras.inference.predictor import Predictor
 from ferkeras.io import atomic_write_json, ensure_writable
-
 
 
 def predict_with_tta(predictor: Predictor, faces: np.ndarray, mode: str) -> np.ndarray:
@@ -80,7 +79,11 @@ def evaluate(
         out_dir / "mistakes.png",
     )
     if update_model_card:
-        summary = {mode: {k: results[mode][k] for k in ("accuracy", "macro_f1", "weighted_f1", "samples")} for mode in TTA_MODES if mode in results}
+        summary = {
+            mode: {k: results[mode][k] for k in ("accuracy", "macro_f1", "weighted_f1", "samples")}
+            for mode in TTA_MODES
+            if mode in results
+        }
         update_card(predictor.path, metrics={split: {"data": str(data), **summary}})
     print(f"wrote {out_dir}/metrics.json, confusion_matrix*.png, mistakes.png")
     return results

@@ -39,7 +39,9 @@ def _weighted_layers(flatbuffer: bytes):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     # Reading tensors needs no allocation, so XNNPACK never sees the graph here.
-    interpreter = Interpreter(model_content=flatbuffer, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter = Interpreter(
+        model_content=flatbuffer, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    )
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     for op in interpreter._get_ops_details():  # LiteRT has no public op listing
         if op["op_name"] in _WEIGHTED_OPS:
@@ -150,8 +152,11 @@ def _run_converter(converter, quantization: str, calibration: np.ndarray | None,
                 yield [samples[i : i + 1]]
 
         converter.representative_dataset = representative
+
         def options(float_nodes):
-            return tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops), denylisted_nodes=float_nodes or None)
+            return tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_ops=list(float_ops), denylisted_nodes=float_nodes or None
+            )
 
         try:
             with warnings.catch_warnings():

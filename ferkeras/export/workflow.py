@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ferkeras.artifacts import KERAS_ONLY, resolve_model
 from ferkeras.card import read_card
+from ferkeras.config import ExportConfig, parse_float_ops
 from ferkeras.data.sources import load_split
 from ferkeras.errors import FerKerasError
-from ferkeras.config import ExportConfig, parse_float_ops
 from ferkeras.export.convert import convert_onnx, convert_tflite, export_saved_model, float_layers
 from ferkeras.export.parity import parity, record_artifact
-from ferkeras.artifacts import KERAS_ONLY, resolve_model
 from ferkeras.inference.predictor import Predictor
 from ferkeras.io import ensure_writable
 
@@ -20,9 +20,7 @@ from ferkeras.io import ensure_writable
 def _data_root(card: dict, data: str | None) -> Path:
     root = data or card.get("training", {}).get("config", {}).get("data", {}).get("root")
     if not root or not Path(root).exists():
-        raise FerKerasError(
-            f"parity and calibration need faces: pass --data ROOT (the card's data root {root!r} is not here)"
-        )
+        raise FerKerasError(f"parity and calibration need faces: pass --data ROOT (the card's data root {root!r} is not here)")
     return Path(root)
 
 
@@ -76,8 +74,15 @@ def run_conversions(
         (
             f"tflite_{q}",
             lambda q=q: convert_tflite(model_path, q, calibration, float_ops=settings["float_ops"]),
-            {"format": "tflite", "quantization": q,
-             **({"float_ops": list(settings["float_ops"]), "calibration_samples": settings["calibration_samples"]} if q == "int8" else {})},
+            {
+                "format": "tflite",
+                "quantization": q,
+                **(
+                    {"float_ops": list(settings["float_ops"]), "calibration_samples": settings["calibration_samples"]}
+                    if q == "int8"
+                    else {}
+                ),
+            },
         )
         for q in quantizations
     ]

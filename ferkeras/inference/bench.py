@@ -22,14 +22,18 @@ def model_files(paths) -> list[Path]:
     return files
 
 
-def benchmark(path: Path, threads: int = 1, runs: int = 200, batch: int = 64, data: str | None = None, split: str = "val") -> dict:
+def benchmark(
+    path: Path, threads: int = 1, runs: int = 200, batch: int = 64, data: str | None = None, split: str = "val"
+) -> dict:
     """Latency (batch 1, median and p90 after warm-up), batched throughput, size, accuracy."""
     predictor = Predictor.load(path, threads=threads)
     size = predictor.crop or predictor.face_resize
     if data:
         predictor.require_fer_classes()
     faces = load_split(data, split, predictor.face_resize) if data else None
-    sample = faces.images[:batch] if faces is not None else np.random.default_rng(0).integers(0, 256, (batch, size, size), np.uint8)
+    sample = (
+        faces.images[:batch] if faces is not None else np.random.default_rng(0).integers(0, 256, (batch, size, size), np.uint8)
+    )
     x = predictor.prepare(sample)
     for _ in range(20):
         predictor.predict_prepared(x[:1])

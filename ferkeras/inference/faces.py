@@ -33,7 +33,7 @@ class Box:
     h: int
     score: float = 1.0
 
-    def iou(self, other: "Box") -> float:
+    def iou(self, other: Box) -> float:
         """Intersection over union with ``other``."""
         ix = max(0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
         iy = max(0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))

@@ -37,7 +37,18 @@ def draw_faces(frame: np.ndarray, faces: list[FaceResult], class_names, fps: flo
                 break
             cv2.rectangle(frame, (x0, yy), (x0 + int(bar_w * float(p)), yy + row - 2), COLOURS[i % len(COLOURS)], -1)
             if row >= 9:
-                cv2.putText(frame, name[:3], (x0 + bar_w + 2, yy + row - 3), cv2.FONT_HERSHEY_SIMPLEX, scale * 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+                cv2.putText(
+                    frame,
+                    name[:3],
+                    (x0 + bar_w + 2, yy + row - 3),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    scale * 0.6,
+                    (255, 255, 255),
+                    1,
+                    cv2.LINE_AA,
+                )
     if fps is not None:
-        cv2.putText(frame, f"{fps:.1f} FPS", (8, int(24 * scale) + 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 255, 0), 2, cv2.LINE_AA)
+        cv2.putText(
+            frame, f"{fps:.1f} FPS", (8, int(24 * scale) + 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 255, 0), 2, cv2.LINE_AA
+        )
     return frame

@@ -19,6 +19,7 @@ from ferkeras.errors import FerKerasError
 from ferkeras.inference.preprocess import prepare_faces
 from ferkeras.labels import CLASS_NAMES
 
+
 class _KerasBackend:
     def __init__(self, path: Path, threads: int | None):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -45,6 +46,7 @@ class _LiteRTBackend:
             from ai_edge_litert.interpreter import Interpreter, OpResolverType
         except ImportError:
             raise FerKerasError("running .tflite models needs ai-edge-litert: pip install ai-edge-litert") from None
+
         def open_interpreter(**options):
             try:
                 interpreter = Interpreter(model_path=str(path), num_threads=threads, **options)
@@ -189,7 +191,7 @@ class Predictor:
             )
 
     @classmethod
-    def load(cls, path: str | Path, threads: int | None = None) -> "Predictor":
+    def load(cls, path: str | Path, threads: int | None = None) -> Predictor:
         """Load a ``.keras``/``.tflite``/``.onnx`` file or a model folder, with its card."""
         path = Path(path)
         if path.is_dir() and (path / "saved_model.pb").is_file():
@@ -241,5 +243,7 @@ class Predictor:
         elif isinstance(faces, (str, bytes)) or not hasattr(faces, "__iter__"):
             raise FerKerasError(f"faces must be a list of image arrays or an (N, H, W[, C]) array, got {type(faces).__name__}")
         faces = list(faces)
-        chunks = [self.predict_prepared(self.prepare(faces[i : i + batch_size]), flip=flip) for i in range(0, len(faces), batch_size)]
+        chunks = [
+            self.predict_prepared(self.prepare(faces[i : i + batch_size]), flip=flip) for i in range(0, len(faces), batch_size)
+        ]
         return np.concatenate(chunks) if chunks else np.zeros((0, len(self.class_names)), np.float32)

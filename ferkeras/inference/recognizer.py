@@ -1,9 +1,9 @@
 """Detection + crop + preprocessing + classification + tracking + smoothing, in one object.
 
-    rec = ferkeras.Recognizer.load()            # the shipped model, TFLite if present
-    for face in rec.process(frame_bgr):         # one video frame
-        print(face.track_id, face.box, face.label, face.confidence)
-    rec.predict_image("photo.jpg")              # one still image, no smoothing
+rec = ferkeras.Recognizer.load()            # the shipped model, TFLite if present
+for face in rec.process(frame_bgr):         # one video frame
+    print(face.track_id, face.box, face.label, face.confidence)
+rec.predict_image("photo.jpg")              # one still image, no smoothing
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ferkeras.errors import FerKerasError
-from ferkeras.inference.faces import Box, crop_face, make_detector
 from ferkeras.artifacts import LIVE_PREFERENCE, resolve_model
-from ferkeras.inference.predictor import Predictor
+from ferkeras.errors import FerKerasError
 from ferkeras.images import read_image, to_bgr, to_gray
+from ferkeras.inference.faces import Box, crop_face, make_detector
+from ferkeras.inference.predictor import Predictor
 from ferkeras.inference.smoothing import IoUTracker, Smoother
 
 UNCERTAIN = "uncertain"
@@ -63,12 +63,25 @@ class Recognizer:
             the classifier time; see ``Predictor.predict_prepared``).
     """
 
-    def __init__(self, predictor: Predictor, detector, smoothing: str = "ema", alpha: float = 0.2, window: int = 10,
-                 threshold: float = 0.4, padding: float = 0.1, max_missed: int = 5, hysteresis: float = 0.15,
-                 flip: bool = False):
+    def __init__(
+        self,
+        predictor: Predictor,
+        detector,
+        smoothing: str = "ema",
+        alpha: float = 0.2,
+        window: int = 10,
+        threshold: float = 0.4,
+        padding: float = 0.1,
+        max_missed: int = 5,
+        hysteresis: float = 0.15,
+        flip: bool = False,
+    ):
         Smoother(smoothing, alpha, window)  # validate the options now, not on the first face
-        for name, value, low, high in (("threshold", threshold, 0.0, 1.0), ("hysteresis", hysteresis, 0.0, 1.0),
-                                       ("padding", padding, 0.0, 4.0)):
+        for name, value, low, high in (
+            ("threshold", threshold, 0.0, 1.0),
+            ("hysteresis", hysteresis, 0.0, 1.0),
+            ("padding", padding, 0.0, 4.0),
+        ):
             if not low <= value <= high:  # also refuses NaN
                 raise FerKerasError(f"{name} must be between {low:g} and {high:g}, got {value}")
         if max_missed < 0:
@@ -82,8 +95,9 @@ class Recognizer:
         self.timings = {"detect": 0.0, "classify": 0.0, "smooth": 0.0}
 
     @classmethod
-    def load(cls, model: str | Path | None = None, detector: str = "blazeface", min_face: int = 0,
-             threads: int | None = 1, **options) -> "Recognizer":
+    def load(
+        cls, model: str | Path | None = None, detector: str = "blazeface", min_face: int = 0, threads: int | None = 1, **options
+    ) -> Recognizer:
         """Load a model (default: the shipped one, fastest format first) and a detector."""
         if min_face < 0:
             raise FerKerasError(f"min_face must be >= 0 pixels, got {min_face}")
@@ -96,7 +110,11 @@ class Recognizer:
 
     def _classify(self, gray: np.ndarray, boxes: list[Box]) -> np.ndarray:
         start = time.perf_counter()
-        probabilities = self.predictor.predict([crop_face(gray, b, self.padding) for b in boxes], flip=self.flip) if boxes else np.zeros((0, len(self.class_names)), np.float32)
+        probabilities = (
+            self.predictor.predict([crop_face(gray, b, self.padding) for b in boxes], flip=self.flip)
+            if boxes
+            else np.zeros((0, len(self.class_names)), np.float32)
+        )
         self.timings["classify"] += time.perf_counter() - start
         return probabilities
 

@@ -60,7 +60,12 @@ class FrameSource:
         elif path.is_file() and is_image_file(path):
             self.images = [path]
         elif "://" in text:
-            timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUTS_MS["open"], cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUTS_MS["read"]]
+            timeouts = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                STREAM_TIMEOUTS_MS["open"],
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                STREAM_TIMEOUTS_MS["read"],
+            ]
             self.capture, self.live = cv2.VideoCapture(text, cv2.CAP_FFMPEG, timeouts), True
             if not self.capture.isOpened():
                 raise FerKerasError(f"cannot open stream {text}: unreachable, or not a video OpenCV can read")
@@ -112,7 +117,9 @@ class RunStats:
     frames: int = 0
     processed: int = 0
     faces: int = 0
-    seconds: dict = field(default_factory=lambda: dict.fromkeys(("decode", "detect", "classify", "smooth", "draw", "encode"), 0.0))
+    seconds: dict = field(
+        default_factory=lambda: dict.fromkeys(("decode", "detect", "classify", "smooth", "draw", "encode"), 0.0)
+    )
     wall: float = 0.0
     stopped_by: str | None = None
     written: list = field(default_factory=list)  # output paths, complete ones under their own names
@@ -136,9 +143,13 @@ def check_output_paths(source: FrameSource | str | Path | None, outputs: dict[st
         resolved = Path(path).expanduser().resolve()
         if resolved.is_dir():
             raise FerKerasError(f"{option} {path} is a folder; name a file")
-        if source_path is not None and source_path.exists() and (
-            resolved == source_path.resolve() or (source_path.is_dir() and source_path.resolve() in resolved.parents
-                                                  and is_image_file(resolved))
+        if (
+            source_path is not None
+            and source_path.exists()
+            and (
+                resolved == source_path.resolve()
+                or (source_path.is_dir() and source_path.resolve() in resolved.parents and is_image_file(resolved))
+            )
         ):
             raise FerKerasError(f"{option} {path} would overwrite the input {source_path}; choose another file name")
         if resolved in seen:
@@ -186,8 +197,10 @@ class _Outputs:
         if self.csv:
             for face in faces:
                 b = face.box
-                self.csv.writerow([index, f"{timestamp:.1f}", face.track_id, b.x, b.y, b.w, b.h, face.label, f"{face.confidence:.4f}"]
-                                  + [f"{p:.4f}" for p in face.probabilities])
+                self.csv.writerow(
+                    [index, f"{timestamp:.1f}", face.track_id, b.x, b.y, b.w, b.h, face.label, f"{face.confidence:.4f}"]
+                    + [f"{p:.4f}" for p in face.probabilities]
+                )
             if not faces:
                 self.csv.writerow([index, f"{timestamp:.1f}"] + [""] * (len(FACE_COLUMNS) + len(self.class_names)))
         if self.jsonl:
@@ -207,8 +220,10 @@ class _Outputs:
             folder = self.video_path.parent
             if not os.access(folder, os.W_OK):
                 raise FerKerasError(f"cannot write video {self.video_path}: no permission to write in {folder}")
-            raise FerKerasError(f"cannot write video {self.video_path}: OpenCV has no encoder for "
-                                f"'{self.video_path.suffix or '(no suffix)'}' files; use a .mp4 or .avi name")
+            raise FerKerasError(
+                f"cannot write video {self.video_path}: OpenCV has no encoder for "
+                f"'{self.video_path.suffix or '(no suffix)'}' files; use a .mp4 or .avi name"
+            )
 
     def _video_complete(self) -> bool:
         """Whether the finished video opens and holds every frame written (a full disk truncates it silently)."""
@@ -266,8 +281,13 @@ def run(
     check_output_paths(frames, {"--output": output, "--csv": csv_path, "--jsonl": jsonl_path})
     stats = RunStats()
     draw = bool(output or display) if draw is None else draw
-    outputs = _Outputs(Path(output) if output else None, Path(csv_path) if csv_path else None,
-                       Path(jsonl_path) if jsonl_path else None, frames.fps, recognizer.class_names)
+    outputs = _Outputs(
+        Path(output) if output else None,
+        Path(csv_path) if csv_path else None,
+        Path(jsonl_path) if jsonl_path else None,
+        frames.fps,
+        recognizer.class_names,
+    )
     stop = {"signal": None}
 
     def request_stop(signum, _frame):

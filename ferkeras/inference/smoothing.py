@@ -10,7 +10,6 @@ import numpy as np
 from ferkeras.errors import FerKerasError
 from ferkeras.inference.faces import Box
 
-
 SMOOTHINGS = ("ema", "mean", "none")
 
 

@@ -67,8 +67,12 @@ class SpatialAttention(layers.Layer):
     def build(self, input_shape):
         pooled = tuple(input_shape[:-1]) + (2,)
         self.conv = layers.Conv2D(
-            1, self.kernel_size, padding="same", use_bias=False,
-            name=f"{self.name}_conv", dtype=self.dtype_policy,
+            1,
+            self.kernel_size,
+            padding="same",
+            use_bias=False,
+            name=f"{self.name}_conv",
+            dtype=self.dtype_policy,
         )
         self.bn = layers.BatchNormalization(
             momentum=self.bn_momentum, epsilon=1e-5, name=f"{self.name}_bn", dtype=self.dtype_policy
@@ -112,12 +116,8 @@ class CBAM(layers.Layer):
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
-        self.channel = ChannelAttention(
-            self.reduction, self.min_hidden, name=f"{self.name}_channel", dtype=self.dtype_policy
-        )
-        self.spatial = SpatialAttention(
-            self.kernel_size, self.bn_momentum, name=f"{self.name}_spatial", dtype=self.dtype_policy
-        )
+        self.channel = ChannelAttention(self.reduction, self.min_hidden, name=f"{self.name}_channel", dtype=self.dtype_policy)
+        self.spatial = SpatialAttention(self.kernel_size, self.bn_momentum, name=f"{self.name}_spatial", dtype=self.dtype_policy)
         self.channel.build(input_shape)
         self.spatial.build(input_shape)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from ferkeras.errors import FerKerasError
 from ferkeras.config import ATTENTIONS, STEMS
+from ferkeras.errors import FerKerasError
 from ferkeras.labels import NUM_CLASSES
 from ferkeras.layers import CBAM
 
@@ -43,9 +43,7 @@ def basic_block(x, filters, stride, attention, name, bn_momentum):
     if attention == "cbam":
         y = CBAM(bn_momentum=bn_momentum, name=f"{name}_cbam")(y)
     if stride != 1 or x.shape[-1] != filters:
-        shortcut = layers.Conv2D(
-            filters, 1, stride, use_bias=False, name=f"{name}_shortcut_conv"
-        )(x)
+        shortcut = layers.Conv2D(filters, 1, stride, use_bias=False, name=f"{name}_shortcut_conv")(x)
         shortcut = _bn(shortcut, f"{name}_shortcut_bn", bn_momentum)
     y = layers.Add(name=f"{name}_add")([y, shortcut])
     return layers.ReLU(name=f"{name}_out")(y)
@@ -89,8 +87,7 @@ def build_model(
         raise FerKerasError(f"channels must be 1 or 3, got {channels}")
     if weights is not None and (stem != "imagenet" or width != 1.0 or tuple(blocks) != (2, 2, 2, 2)):
         raise FerKerasError(
-            "ImageNet weights need stem='imagenet', width=1.0 and ResNet18 blocks "
-            f"(got stem={stem!r}, width={width})"
+            f"ImageNet weights need stem='imagenet', width=1.0 and ResNet18 blocks (got stem={stem!r}, width={width})"
         )
     widths = [max(8, int(round(w * width))) for w in (64, 128, 256, 512)]
 
@@ -98,9 +95,7 @@ def build_model(
     mean = IMAGENET_MEAN if channels == 3 else (sum(IMAGENET_MEAN) / 3,)
     std = IMAGENET_STD if channels == 3 else (sum(IMAGENET_STD) / 3,)
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
-    x = layers.Normalization(
-        mean=list(mean), variance=[s * s for s in std], name="normalize"
-    )(x)
+    x = layers.Normalization(mean=list(mean), variance=[s * s for s in std], name="normalize")(x)
     if stem == "imagenet":
         x = _conv(x, widths[0], 7, 2, "stem_conv")
     else:
@@ -123,9 +118,7 @@ def build_model(
     x = layers.Dropout(dropout, name="head_dropout")(x)
     # float32 softmax keeps probabilities exact under mixed precision.
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
-    model = keras.Model(
-        inputs, outputs, name=name or f"resnet18_{attention}_{stem}_{input_size}px"
-    )
+    model = keras.Model(inputs, outputs, name=name or f"resnet18_{attention}_{stem}_{input_size}px")
     if weights is not None:
         from ferkeras.models.weights import load_imagenet_weights
 
@@ -141,7 +134,8 @@ def is_head_or_attention(layer_name: str) -> bool:
 def batchnorm_layers(model: keras.Model) -> list[layers.BatchNormalization]:
     """Every BatchNormalization in ``model``, also the one inside CBAM's spatial attention."""
     return [
-        layer for layer in model._flatten_layers(include_self=False, recursive=True)
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
         if isinstance(layer, layers.BatchNormalization)
     ]
 

@@ -76,8 +76,12 @@ def torch_name_map(model) -> dict[str, str]:
         prefix = f"layer{stack}.{block}"
         suffix = "_".join(parts[2:])
         target = {
-            "conv1": "conv1", "bn1": "bn1", "conv2": "conv2", "bn2": "bn2",
-            "shortcut_conv": "downsample.0", "shortcut_bn": "downsample.1",
+            "conv1": "conv1",
+            "bn1": "bn1",
+            "conv2": "conv2",
+            "bn2": "bn2",
+            "shortcut_conv": "downsample.0",
+            "shortcut_bn": "downsample.1",
         }.get(suffix)
         if target:
             mapping[layer.name] = f"{prefix}.{target}"
@@ -101,9 +105,7 @@ def assign_torch_weights(model, tensors: dict[str, np.ndarray], source: str = "w
                     kernel = kernel.sum(axis=2, keepdims=True)
                 layer.set_weights([kernel])
             else:
-                layer.set_weights(
-                    [tensors[f"{prefix}.{key}"] for key in ("weight", "bias", "running_mean", "running_var")]
-                )
+                layer.set_weights([tensors[f"{prefix}.{key}"] for key in ("weight", "bias", "running_mean", "running_var")])
         except KeyError as exc:
             raise FerKerasError(f"{source}: missing tensor {exc.args[0]} for layer {layer_name}") from None
         except ValueError as exc:
@@ -147,9 +149,7 @@ def fetch_imagenet_weights(url: str | None = None) -> Path:
         os.replace(partial, target)
         checksum_file.write_text(_sha256(target) + "\n")
     elif checksum_file.exists() and checksum_file.read_text().strip() != _sha256(target):
-        raise FerKerasError(
-            f"{target} does not match its recorded checksum {checksum_file}; delete both and retry"
-        )
+        raise FerKerasError(f"{target} does not match its recorded checksum {checksum_file}; delete both and retry")
     return target
 
 

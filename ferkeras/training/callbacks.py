@@ -78,8 +78,15 @@ class RunCheckpoint(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, phase_dir: Path, monitor: str, patience: int, state: dict, phase: str, epoch_offset: int,
-        snapshot_from: int | None = None, guard: NonFiniteGuard | None = None,
+        self,
+        phase_dir: Path,
+        monitor: str,
+        patience: int,
+        state: dict,
+        phase: str,
+        epoch_offset: int,
+        snapshot_from: int | None = None,
+        guard: NonFiniteGuard | None = None,
     ):
         super().__init__()
         self.guard = guard
@@ -122,7 +129,13 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.state["epoch"] = epoch + 1
         self.state["seconds"] = self.state.get("seconds", 0.0) + seconds
         self.state["history"].append(
-            {"phase": self.phase, "epoch": epoch + 1, "global_epoch": self.epoch_offset + epoch + 1, "seconds": round(seconds, 1), **logs}
+            {
+                "phase": self.phase,
+                "epoch": epoch + 1,
+                "global_epoch": self.epoch_offset + epoch + 1,
+                "seconds": round(seconds, 1),
+                **logs,
+            }
         )
         if self.patience and self.state["wait"] >= self.patience:
             self.state["stopped_early"] = True

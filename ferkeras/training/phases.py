@@ -46,9 +46,7 @@ def make_optimizer(phase: PhaseConfig, steps_per_epoch: int) -> keras.optimizers
     return keras.optimizers.AdamW(lr, weight_decay=phase.weight_decay)
 
 
-def compile_for_phase(
-    model: keras.Model, phase: PhaseConfig, steps_per_epoch: int, label_smoothing: float
-) -> None:
+def compile_for_phase(model: keras.Model, phase: PhaseConfig, steps_per_epoch: int, label_smoothing: float) -> None:
     """Freeze per the phase, then compile (recompiling is what makes ``trainable`` count)."""
     apply_freeze_rules(model, phase)
     model.compile(

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 from ferkeras.artifacts import KERAS_FILE, KERAS_ONLY, resolve_model_file
-from ferkeras.card import read_card, total_compute_seconds, write_card
+from ferkeras.card import add_ancestor, portable_config, read_card, run_name, total_compute_seconds, write_card
 from ferkeras.errors import FerKerasError
 from ferkeras.models.files import load_keras_model
 from ferkeras.training.averaging import average_snapshots
@@ -29,9 +29,9 @@ MATCHING_CARD_KEYS = ("class_names", "input", "preprocessing", "architecture")
 def make_soup(runs: list[Path], output: Path) -> Path:
     """Write ``output/model.keras``, the mean of the runs' ``model.keras`` weights, and its card.
 
-    The card is the first run's, with ``training.soup_of`` listing every run's
-    training record and ``training.compute_seconds`` counting a phase the runs
-    share (a copied phase 1) once. Its metrics are cleared: run ``ferkeras
+    The card is the first run's, with ``training.soup_of`` naming the runs,
+    ``training.ancestors`` holding each model behind them once and
+    ``training.compute_seconds`` counting a phase the runs share (a copied phase 1) once. Its metrics are cleared: run ``ferkeras
     evaluate --update-card`` on the result.
     """
     runs = [Path(run) for run in runs]
@@ -49,9 +49,7 @@ def make_soup(runs: list[Path], output: Path) -> Path:
             warnings.simplefilter("ignore")  # Keras warns once per layer before it raises on a mismatch
             average_snapshots(model, models)
     except ValueError:
-        raise FerKerasError(
-            f"cannot average {', '.join(map(str, models))}: their weights have different shapes"
-        ) from None
+        raise FerKerasError(f"cannot average {', '.join(map(str, models))}: their weights have different shapes") from None
 
     target = Path(output) / KERAS_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -64,11 +62,16 @@ def make_soup(runs: list[Path], output: Path) -> Path:
 def soup_card(runs: list[Path], cards: list[dict]) -> dict:
     """The first card with the soup's training record and no metrics."""
     card = copy.deepcopy(cards[0])
-    ingredients = [{"run": str(run), **card_.get("training", {})} for run, card_ in zip(runs, cards)]
+    ancestors: dict = {}
+    for run, card_ in zip(runs, cards):
+        add_ancestor(ancestors, run_name(run), card_.get("training", {}))
+    training = {"soup_of": [run_name(run) for run in runs], "ancestors": ancestors}
     card["training"] = {
-        "config": cards[0].get("training", {}).get("config", {}),  # its data root serves parity and calibration
-        "soup_of": ingredients,
-        "compute_seconds": total_compute_seconds(c.get("training", {}) for c in cards),
+        # the first run's config: its data root serves parity and calibration
+        "config": portable_config(cards[0].get("training", {}).get("config", {})),
+        "soup_of": training["soup_of"],
+        "compute_seconds": total_compute_seconds(training),
+        "ancestors": ancestors,
     }
     card["metrics"] = {}
     card["artifacts"] = {"keras": {"file": KERAS_FILE}}
@@ -88,7 +91,9 @@ def _copy_training_records(runs: list[Path], output: Path) -> None:
         folder = run if run.is_dir() else run.parent
         sources = [(folder / "training_curves.png", f"training_curves_{folder.name}.png")]
         sources += [(phase / "history.csv", f"history_{folder.name}_{phase.name}.csv") for phase in sorted(folder.glob("phase*"))]
-        sources += [(path, path.name) for path in sorted(folder.glob("training_curves_*.png")) + sorted(folder.glob("history_*.csv"))]
+        sources += [
+            (path, path.name) for path in sorted(folder.glob("training_curves_*.png")) + sorted(folder.glob("history_*.csv"))
+        ]
         for source, name in sources:
             if not source.is_file():
                 continue

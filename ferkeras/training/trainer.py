@@ -28,18 +28,18 @@ import tensorflow as tf
 
 from ferkeras import __version__
 from ferkeras.artifacts import CARD_FILE, CONFIG_FILE, KERAS_FILE, KERAS_ONLY, resolve_model_file
-from ferkeras.card import read_card, total_compute_seconds, write_card
+from ferkeras.card import add_ancestor, portable_config, portable_path, read_card, run_name, total_compute_seconds, write_card
 from ferkeras.config import TrainConfig, load_config
-from ferkeras.images import to_model_input
 from ferkeras.data.pipeline import class_weights, make_dataset
 from ferkeras.data.sources import Split, load_dataset
 from ferkeras.errors import FerKerasError
 from ferkeras.evaluation.metrics import classification_metrics
+from ferkeras.images import to_model_input
 from ferkeras.io import atomic_write_json, remove_stale_temps
 from ferkeras.labels import CLASS_NAMES
 from ferkeras.models import build_model
 from ferkeras.models.files import check_keras_file, load_keras_model
-from ferkeras.training.averaging import averaged_epochs, average_snapshots, recalibrate_batchnorm, snapshot_path
+from ferkeras.training.averaging import average_snapshots, averaged_epochs, recalibrate_batchnorm, snapshot_path
 from ferkeras.training.callbacks import NonFiniteGuard, ResumablePlateau, RunCheckpoint, load_state, save_model_atomic
 from ferkeras.training.distillation import distillation_targets
 from ferkeras.training.phases import compile_for_phase
@@ -105,8 +105,14 @@ def new_model(config: TrainConfig, pretrained: bool = True) -> keras.Model:
     """The model ``config`` describes, freshly initialised (with ``model.weights`` if ``pretrained``)."""
     m = config.model
     return build_model(
-        config.data.input_size, config.data.channels, attention=m.attention, stem=m.stem,
-        width=m.width, dropout=m.dropout, weights=m.weights if pretrained else None, bn_momentum=m.bn_momentum,
+        config.data.input_size,
+        config.data.channels,
+        attention=m.attention,
+        stem=m.stem,
+        width=m.width,
+        dropout=m.dropout,
+        weights=m.weights if pretrained else None,
+        bn_momentum=m.bn_momentum,
     )
 
 
@@ -137,22 +143,29 @@ def build_card(config: TrainConfig, splits: dict[str, Split], run_dir: Path, mod
     states = {p: load_state(run_dir / p) for p in PHASES}
     phases = {
         p: {
-            "epochs_run": s["epoch"], "best_epoch": s.get("best_epoch"),
-            "best_" + config.monitor: s.get("best"), "seconds": round(s.get("seconds", 0.0), 1),
+            "epochs_run": s["epoch"],
+            "best_epoch": s.get("best_epoch"),
+            "best_" + config.monitor: s.get("best"),
+            "seconds": round(s.get("seconds", 0.0), 1),
             "stopped_early": s.get("stopped_early", False),
         }
-        for p, s in states.items() if s
+        for p, s in states.items()
+        if s
     }
     for p, s in states.items():
         if s and s.get("average"):
             phases[p]["averaged_epochs"] = s["average"]["epochs"]
     last = next(p for p in reversed(PHASES) if states[p])
     best_row = states[last].get("average") or _best_epoch_row(states[last])
-    start = _initial_model_record(config, states)
-    teachers = _teacher_records(config, states)
+    ancestors: dict = {}
+    start = _initial_model_link(config, states, ancestors)
+    teachers = [
+        _link(p, getattr(config, p).distill_from, ancestors) for p in PHASES if states[p] and getattr(config, p).distill_from
+    ]
     # phases before the one that started from another model did not make this one
-    counted = PHASES[PHASES.index(start["phase"]):] if start else PHASES
-    lineage = {"phases": {p: phases[p] for p in counted if p in phases}, "initialised_from": start, "teachers": teachers}
+    counted = PHASES[PHASES.index(start["phase"]) :] if start else PHASES
+    links = {**({"initialised_from": start} if start else {}), **({"teachers": teachers} if teachers else {})}
+    lineage = {"phases": {p: phases[p] for p in counted if p in phases}, **links, "ancestors": ancestors}
     return {
         "format_version": 1,
         "name": model.name,
@@ -173,28 +186,32 @@ def build_card(config: TrainConfig, splits: dict[str, Split], run_dir: Path, mod
             + (f", centre crop {config.data.crop}x{config.data.crop}" if config.data.crop else ""),
         },
         "architecture": {
-            "family": "ResNet18", "attention": config.model.attention, "stem": config.model.stem,
-            "width": config.model.width, "parameters": int(model.count_params()),
+            "family": "ResNet18",
+            "attention": config.model.attention,
+            "stem": config.model.stem,
+            "width": config.model.width,
+            "parameters": int(model.count_params()),
         },
         "initialisation": (
-            f"weights of {start['model']} ({start['phase']}.init_from)" if start
+            f"weights of {start['model']} ({start['phase']}.init_from)"
+            if start
             else config.model.weights or "random (trained from scratch)"
         ),
         "training": {
-            "config": config.to_dict(),
+            "config": portable_config(config.to_dict()),
             "phases": phases,
-            **({"initialised_from": start} if start else {}),
-            **({"teachers": teachers} if teachers else {}),
+            **links,
             # with the starting model's and the teachers' training, where their cards say what it cost
-            "compute_seconds": total_compute_seconds([lineage]),
+            "compute_seconds": total_compute_seconds(lineage),
             "hardware": _hardware(),
             # the phase result's own (a resumed phase keeps its checkpoint's precision)
             "precision": next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)).dtype_policy.name,
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
+            **({"ancestors": ancestors} if ancestors else {}),
         },
         "data": {
-            "root": str(config.data.root),
+            "root": portable_path(str(config.data.root)),
             "counts": {name: dict(zip(CLASS_NAMES, s.class_counts().tolist())) for name, s in splits.items()},
             "sha256": {name: s.checksum() for name, s in splits.items()},
         },
@@ -205,27 +222,20 @@ def build_card(config: TrainConfig, splits: dict[str, Split], run_dir: Path, mod
     }
 
 
-def _initial_model_record(config: TrainConfig, states: dict) -> dict | None:
-    """The model the run's latest ``init_from`` phase started from, with its training record."""
+def _initial_model_link(config: TrainConfig, states: dict, ancestors: dict) -> dict | None:
+    """The model the run's latest ``init_from`` phase started from (see :func:`_link`)."""
     phase = next((p for p in reversed(PHASES) if states[p] and getattr(config, p).init_from), None)
-    if phase is None:
-        return None
-    return _source_record(phase, getattr(config, phase).init_from)
+    return _link(phase, getattr(config, phase).init_from, ancestors) if phase else None
 
 
-def _teacher_records(config: TrainConfig, states: dict) -> list[dict]:
-    """The distillation teachers of the phases that ran, with their training records."""
-    return [_source_record(p, getattr(config, p).distill_from) for p in PHASES if states[p] and getattr(config, p).distill_from]
-
-
-def _source_record(phase: str, source: str) -> dict:
-    """Which model a phase used and, where its card says, how that model was trained."""
-    record = {"phase": phase, "model": source}
+def _link(phase: str, source: str, ancestors: dict) -> dict:
+    """Which model a phase used, by name; its card's lineage joins ``ancestors`` where it has one."""
+    name = run_name(source)
     try:
-        record["training"] = read_card(Path(source).expanduser()).get("training", {})
+        add_ancestor(ancestors, name, read_card(resolve_model_file(source)).get("training", {}))
     except FerKerasError:
         pass  # a bare .keras file without a card: its cost is unknown
-    return record
+    return {"phase": phase, "model": name}
 
 
 def _best_epoch_row(state: dict) -> dict:
@@ -322,8 +332,12 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
         keras.utils.set_random_seed(seed)
     with strategy.scope():
         if state and (phase_dir / "last.keras").exists():
-            model = load_keras_model(phase_dir / "last.keras", compile=True, what="checkpoint",
-                                     hint="; delete it to start this phase over, or pass --restart to start the run over")
+            model = load_keras_model(
+                phase_dir / "last.keras",
+                compile=True,
+                what="checkpoint",
+                hint="; delete it to start this phase over, or pass --restart to start the run over",
+            )
             print(f"[{phase}] resuming after epoch {state['epoch']} from {phase_dir / 'last.keras'}", flush=True)
         else:
             state = {"epoch": 0, "history": [], "wait": 0}
@@ -342,9 +356,17 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
     elif state["epoch"] < settings.epochs and not state.get("stopped_early"):
         weights = class_weights(train.class_counts(), config.class_weighting)
         train_ds = make_dataset(
-            train, batch_size=config.batch_size, channels=config.data.channels, crop=config.data.crop,
-            training=True, augment=config.augment, class_weights=weights, seed=seed,
-            epoch_offset=state["epoch"] + epoch_offset, mixup=settings.mixup, cutmix=settings.cutmix,
+            train,
+            batch_size=config.batch_size,
+            channels=config.data.channels,
+            crop=config.data.crop,
+            training=True,
+            augment=config.augment,
+            class_weights=weights,
+            seed=seed,
+            epoch_offset=state["epoch"] + epoch_offset,
+            mixup=settings.mixup,
+            cutmix=settings.cutmix,
             targets=distillation_targets(settings, train, phase_dir, phase),
         )
         val_ds = make_dataset(val, batch_size=config.batch_size * 2, channels=config.data.channels, crop=config.data.crop)
@@ -352,22 +374,42 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
         callbacks = [
             guard,
             RunCheckpoint(
-                phase_dir, config.monitor, settings.patience, state, phase, epoch_offset,
+                phase_dir,
+                config.monitor,
+                settings.patience,
+                state,
+                phase,
+                epoch_offset,
                 snapshot_from=averaged_epochs(settings.epochs, settings.average_last).start if settings.average_last else None,
                 guard=guard,
             ),
             keras.callbacks.TensorBoard(phase_dir / "tensorboard", write_graph=False),
         ]
         if settings.schedule == "plateau":
-            callbacks.insert(0, ResumablePlateau(
-                state, monitor=config.monitor, factor=0.5, patience=max(settings.patience // 3, 2),
-                mode="min" if config.monitor.endswith("loss") else "max", verbose=1,
-            ))
-        print(f"[{phase}] epochs {state['epoch'] + 1}..{settings.epochs}, {steps} steps of {config.batch_size}, "
-              f"trainable: {settings.trainable}, {sum(int(np.prod(w.shape)) for w in model.trainable_weights):,} trainable parameters", flush=True)
+            callbacks.insert(
+                0,
+                ResumablePlateau(
+                    state,
+                    monitor=config.monitor,
+                    factor=0.5,
+                    patience=max(settings.patience // 3, 2),
+                    mode="min" if config.monitor.endswith("loss") else "max",
+                    verbose=1,
+                ),
+            )
+        print(
+            f"[{phase}] epochs {state['epoch'] + 1}..{settings.epochs}, {steps} steps of {config.batch_size}, "
+            f"trainable: {settings.trainable}, {sum(int(np.prod(w.shape)) for w in model.trainable_weights):,} trainable parameters",
+            flush=True,
+        )
         model.fit(
-            train_ds, validation_data=val_ds, epochs=settings.epochs, initial_epoch=state["epoch"],
-            callbacks=callbacks, verbose=verbose, shuffle=False,  # the dataset shuffles itself
+            train_ds,
+            validation_data=val_ds,
+            epochs=settings.epochs,
+            initial_epoch=state["epoch"],
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the dataset shuffles itself
         )
         if guard.problem:
             kept = f"epoch {state['epoch']} in {phase_dir / 'last.keras'}" if state["epoch"] else "none (no epoch finished)"
