@@ -1,4 +1,4 @@
-"""Command line: ``ferkeras train | evaluate | convert | bench | cam | summary``.
+"""Command line: ``ferkeras train | soup | ship | evaluate | convert | bench | cam | summary``.
 
 Each command imports TensorFlow (or the edge runtime) only when it runs, so
 ``ferkeras --help`` stays fast. A :class:`FerKerasError` (a user's mistake) or an
@@ -19,7 +19,7 @@ import click
 
 from ferkeras import __version__
 from ferkeras.artifacts import TFLITE_FILES
-from ferkeras.config import ATTENTIONS, CLASS_WEIGHTINGS, PRECISIONS, STEMS, STRATEGIES
+from ferkeras.config import ATTENTIONS, CLASS_WEIGHTINGS, DEFAULT_DATA, PRECISIONS, STEMS, STRATEGIES
 from ferkeras.data.sources import SPLITS
 from ferkeras.errors import FerKerasError, describe_os_error
 from ferkeras.images import TTA_MODES
@@ -28,6 +28,39 @@ from ferkeras.inference.smoothing import SMOOTHINGS
 
 #: Set by ``ferkeras --debug`` (or FERKERAS_DEBUG=1): show tracebacks instead of one line.
 _DEBUG = {"on": False}
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (test runners swap it)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
+class _Format(logging.Formatter):
+    def format(self, record):
+        text = record.getMessage()
+        return text if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {text}"
+
+
+def _setup_logging(verbose: bool) -> None:
+    """ferkeras's progress (INFO) and warnings on stderr as plain lines (other libraries' warnings
+    reach stderr through Python's last-resort handler)."""
+    logger = logging.getLogger("ferkeras")
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.setFormatter(_Format())
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def _quiet_tensorflow() -> None:
@@ -60,7 +93,7 @@ def friendly_errors(func):
 def main(verbose: bool, debug: bool) -> None:
     """Facial emotion recognition with a ResNet18-CBAM (FER2013, 7 classes)."""
     _DEBUG["on"] = debug or bool(os.environ.get("FERKERAS_DEBUG"))
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _setup_logging(verbose)
     _quiet_tensorflow()
 
 
@@ -154,8 +187,27 @@ def soup(runs, output) -> None:
 
 
 @main.command()
-@click.option("--model", help="Run folder, model folder or model file (.keras/.tflite/.onnx) [default: the shipped model].")
-@click.option("--data", default="../shared/fer2013", show_default=True, help="Data root (class folders) or fer2013.csv.")
+@click.argument("run")
+@click.option("--name", required=True, help="Folder name under --into, e.g. fer2013_resnet18_cbam_small.")
+@click.option(
+    "--data", default=DEFAULT_DATA, show_default=True, help="FER2013 root: val for evaluation and parity, train for calibration."
+)
+@click.option("--into", default="saved_models", show_default=True, help="Folder of shipped models.")
+@click.option("--onnx/--no-onnx", default=True, show_default=True, help="Also export model.onnx.")
+@friendly_errors
+def ship(run, name, data, into, onnx) -> None:
+    """Copy a finished run or soup into INTO/NAME, evaluate it, export it and time it."""
+    from ferkeras.ship import ship as ship_model
+
+    click.echo(f"shipped {ship_model(run, name, data, into, onnx)}")
+
+
+@main.command()
+@click.option(
+    "--model",
+    help="Run folder, model folder, model file (.keras/.tflite/.onnx) or shipped model name [default: the shipped model].",
+)
+@click.option("--data", default=DEFAULT_DATA, show_default=True, help="Data root (class folders) or fer2013.csv.")
 @click.option("--split", default="val", show_default=True, type=click.Choice(SPLITS))
 @click.option(
     "--tta", multiple=True, type=click.Choice(TTA_MODES[1:]), help="Also report test-time augmentation; repeat for both."

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import typing
 from dataclasses import dataclass, field
@@ -31,11 +32,15 @@ TRAINABLES = ("all", "attention_and_head")
 AVERAGE_BATCHNORM = ("reestimate", "average")
 
 
+#: The data root every command uses unless told otherwise (``$FERKERAS_DATA`` overrides it).
+DEFAULT_DATA = os.environ.get("FERKERAS_DATA", "../shared/fer2013")
+
+
 @dataclass
 class DataConfig:
     """Where the faces come from and the size the model sees them at."""
 
-    root: str = "../shared/fer2013"
+    root: str = DEFAULT_DATA
     image_size: int = 48  # faces are resized to this square size
     crop: int = 0  # >0: random crops of this size in training, centre crop otherwise
     channels: int = 1  # 1 = grayscale; 3 = gray replicated to RGB (ImageNet weights)

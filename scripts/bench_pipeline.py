@@ -14,12 +14,14 @@ import argparse
 import os
 import time
 
+from ferkeras.config import DEFAULT_DATA
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/fer2013")
+    parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--sizes", type=int, nargs="+", default=[48, 96, 224])
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--batches", type=int, default=100)

@@ -18,6 +18,7 @@ import argparse
 import numpy as np
 
 from ferkeras.artifacts import resolve_model
+from ferkeras.config import DEFAULT_DATA
 from ferkeras.data.pipeline import class_weights
 from ferkeras.data.sources import load_split
 from ferkeras.evaluation.metrics import classification_metrics
@@ -28,7 +29,7 @@ from ferkeras.inference.predictor import Predictor
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model file or folder (default: the shipped model)")
-    parser.add_argument("--data", default="../shared/fer2013")
+    parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--split", default="val")
     parser.add_argument("--tau", type=float, action="append", help="strengths to score (default: 0 and 1)")
     args = parser.parse_args()

@@ -24,7 +24,7 @@ import numpy as np
 import ferkeras  # noqa: F401  (registers the custom layers)
 from ferkeras.artifacts import KERAS_ONLY, resolve_model
 from ferkeras.card import read_card
-from ferkeras.config import AugmentConfig
+from ferkeras.config import DEFAULT_DATA, AugmentConfig
 from ferkeras.data.augment import build_train_transform
 from ferkeras.data.pipeline import class_weights
 from ferkeras.data.sources import load_split
@@ -36,7 +36,7 @@ from ferkeras.labels import NUM_CLASSES
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
-    parser.add_argument("--data", default="../shared/fer2013")
+    parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--split", default="val")
     parser.add_argument("--views", type=int, default=2, help="augmented views of each training face")
     parser.add_argument("--epochs", type=int, default=20)

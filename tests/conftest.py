@@ -1,10 +1,8 @@
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest  # noqa: E402
 from synthetic import make_csv_dataset, make_folder_dataset  # noqa: E402

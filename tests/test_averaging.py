@@ -6,14 +6,12 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from script_module import load_script
 from synthetic import make_folder_dataset
 
 from ferkeras.cli import main
 from ferkeras.models.resnet import batchnorm_layers
+from ferkeras.training import weight_averages
 from ferkeras.training.averaging import average_snapshots, recalibrate_batchnorm
-
-weight_averages = load_script("weight_averages")
 
 
 def _small_model() -> keras.Model:
@@ -95,7 +93,7 @@ def test_a_phase_with_average_last_hands_on_the_average(tmp_path, capsys):
     for shipped, averaged in zip(keras.models.load_model(run / "model.keras").get_weights(), average.get_weights()):
         np.testing.assert_array_equal(shipped, averaged)
 
-    # scripts/weight_averages.py re-scores that average, given a run still in training (a config, no card yet)
+    # ferkeras.training.weight_averages re-scores that average, given a run still in training (a config, no card yet)
     in_training = tmp_path / "in_training"
     in_training.mkdir()
     (in_training / "config.yaml").write_bytes((run / "config.yaml").read_bytes())

@@ -1,11 +1,9 @@
-"""scripts/compare_histories.py on history.csv files written by the trainer's own writer."""
+"""ferkeras.training.compare_histories on history.csv files written by the trainer's own writer."""
 
 import pytest
-from script_module import load_script
 
+from ferkeras.training import compare_histories
 from ferkeras.training.callbacks import write_history_csv
-
-compare_histories = load_script("compare_histories")
 
 
 def _history(folder, accuracies, f1s):

@@ -153,3 +153,44 @@ def test_soup_cli(two_runs, tmp_path):
     assert "mean of 2 models" in result.output and (tmp_path / "soup" / "model_card.json").is_file()
     missing = CliRunner().invoke(main, ["soup", str(first), str(tmp_path / "nowhere"), "--output", str(tmp_path / "x")])
     assert missing.exit_code != 0 and "no model card for" in missing.output
+
+
+def test_ship_makes_a_complete_model_folder_and_never_replaces_a_foreign_one(tmp_path):
+    from synthetic import make_folder_dataset
+
+    data = make_folder_dataset(tmp_path / "data", per_class=8, size=32)
+    run = tmp_path / "runs" / "tiny_run"
+    runner = CliRunner()
+    trained = runner.invoke(main, ["train", "--preset", "smoke", "--data", str(data), "--output", str(run), "--phase", "1"])
+    assert trained.exit_code == 0, trained.output
+    into = tmp_path / "saved_models"
+    (into / "foreign").mkdir(parents=True)
+    (into / "foreign" / "thesis.tex").write_text("keep")
+    refused = runner.invoke(main, ["ship", str(run), "--name", "foreign", "--data", str(data), "--into", str(into)])
+    assert refused.exit_code == 1 and "is not a model folder" in refused.output
+    assert (into / "foreign" / "thesis.tex").read_text() == "keep"
+
+    args = ["ship", str(run), "--name", "tiny", "--data", str(data), "--into", str(into), "--no-onnx"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    folder = into / "tiny"
+    for name in (
+        "model.keras",
+        "model_card.json",
+        "config.yaml",
+        "model_int8.tflite",
+        "model_float16.tflite",
+        "bench.json",
+        "bench.md",
+        "eval_val/metrics.json",
+        "history_tiny_run_phase1.csv",
+    ):
+        assert (folder / name).is_file(), name
+    card = _card(folder)
+    assert set(card["metrics"]["val"]) >= {"none", "flip"}  # no ten-crop: the smoke model trains without crops
+    assert card["artifacts"]["tflite_int8"]["float_ops"] and len(json.loads((folder / "bench.json").read_text())) == 3
+    # shipping again replaces the model folder; a failure puts the old one back
+    (folder / "bench.md").write_text("old")
+    failed = runner.invoke(main, ["ship", str(run), "--name", "tiny", "--data", str(tmp_path / "missing"), "--into", str(into)])
+    assert failed.exit_code == 1 and (folder / "bench.md").read_text() == "old"
+    assert not (into / ".tiny.previous").exists()

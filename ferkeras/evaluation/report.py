@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from ferkeras.evaluation.plots import plot_confusion, plot_mistakes
 from ferkeras.images import TTA_MODES, ten_crops, to_model_input
 from ferkeras.inference.predictor import Predictor
 from ferkeras.io import atomic_write_json, ensure_writable
+
+log = logging.getLogger(__name__)
 
 
 def predict_with_tta(predictor: Predictor, faces: np.ndarray, mode: str) -> np.ndarray:
@@ -58,12 +61,12 @@ def evaluate(
     results = {"model": str(predictor.path), "format": predictor.format, "data": str(data), "split": split}
     probabilities = predict_with_tta(predictor, faces.images, "none")
     results["none"] = classification_metrics(faces.labels, probabilities, predictor.class_names)
-    print(format_report(results["none"], f"{split} (no TTA)"))
+    log.info(format_report(results["none"], f"{split} (no TTA)"))
     for mode in modes:
         if mode != "none":
             tta_probs = predict_with_tta(predictor, faces.images, mode)
             results[mode] = classification_metrics(faces.labels, tta_probs, predictor.class_names)
-            print(format_report(results[mode], f"{split} (TTA {mode})"))
+            log.info(format_report(results[mode], f"{split} (TTA {mode})"))
 
     atomic_write_json(out_dir / "metrics.json", results)
     counts = np.asarray(results["none"]["confusion_matrix"])
@@ -85,5 +88,5 @@ def evaluate(
             if mode in results
         }
         update_card(predictor.path, metrics={split: {"data": str(data), **summary}})
-    print(f"wrote {out_dir}/metrics.json, confusion_matrix*.png, mistakes.png")
+    log.info(f"wrote {out_dir}/metrics.json, confusion_matrix*.png, mistakes.png")
     return results

@@ -7,10 +7,10 @@ order; int8 models keep float32 input and output and quantize inside.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -23,6 +23,7 @@ from ferkeras.config import ExportConfig, parse_float_ops
 from ferkeras.errors import FerKerasError
 from ferkeras.io import atomic_path
 
+log = logging.getLogger(__name__)
 QUANTIZATIONS = tuple(TFLITE_FILES)
 # XNNPACK, the CPU kernels LiteRT runs by default, refuses an int8 convolution or
 # fully connected layer whose requantization scale (input scale x weight scale /
@@ -174,7 +175,7 @@ def _run_converter(converter, quantization: str, calibration: np.ndarray | None,
                     quantized = debugger.get_nondebug_quantized_model()
             if float_nodes:
                 names = ", ".join(layer_name(n) for n in float_nodes)
-                print(f"int8: kept in float32, as XNNPACK refuses their requantization scale (>= 256): {names}", file=sys.stderr)
+                log.warning(f"int8: kept in float32, as XNNPACK refuses their requantization scale (>= 256): {names}")
             return quantized
         except Exception as exc:  # the converter raises many types
             raise FerKerasError(f"TFLite int8 conversion failed: {str(exc).splitlines()[0]}") from None

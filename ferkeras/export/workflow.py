@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from ferkeras.export.convert import convert_onnx, convert_tflite, export_saved_m
 from ferkeras.export.parity import parity, record_artifact
 from ferkeras.inference.predictor import Predictor
 from ferkeras.io import ensure_writable
+
+log = logging.getLogger(__name__)
 
 
 def _data_root(card: dict, data: str | None) -> Path:
@@ -98,9 +101,8 @@ def run_conversions(
         check = parity(reference, Predictor.load(artifact), faces)
         record_artifact(model_path, artifact, key, {**details, "parity": {"split": parity_split, "data": str(root), **check}})
         results[key] = check
-        print(
+        log.info(
             f"{artifact}: agreement {check['top1_agreement']:.2%} with Keras on {check['faces']} {parity_split} faces, "
-            f"accuracy {check['accuracy']:.4f} ({check['accuracy_difference_pp']:+.2f} pp)",
-            flush=True,
+            f"accuracy {check['accuracy']:.4f} ({check['accuracy_difference_pp']:+.2f} pp)"
         )
     return results

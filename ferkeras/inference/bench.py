@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ferkeras.artifacts import FORMATS
 from ferkeras.data.sources import load_split
-from ferkeras.inference.predictor import FORMATS, Predictor
+from ferkeras.inference.predictor import Predictor
 
 
 def model_files(paths) -> list[Path]:

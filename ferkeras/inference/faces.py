@@ -3,8 +3,9 @@
 ``detect(frame) -> list[Box]`` in pixel coordinates of the BGR frame.
 
 * ``blazeface`` (default): MediaPipe BlazeFace full-range (192 px input), run
-  with ai-edge-litert; anchors and NMS are decoded here. ~5-7 ms per frame at
-  any resolution on one core, and it finds small and turned faces.
+  with ai-edge-litert; anchors and NMS are decoded here. About 3 ms per frame
+  at any resolution on one core of a Zen 5 CPU (docs/benchmarks.md), and it finds
+  small and turned faces.
 * ``blazeface-short``: the 128 px short-range model, for faces close to a camera.
 * ``haar``: OpenCV's frontal Haar cascade; no extra files, slower on big frames.
 """

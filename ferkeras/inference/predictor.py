@@ -7,8 +7,8 @@ the same face crops and return probabilities in the card's class order.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,8 @@ from ferkeras.card import card_path, read_card
 from ferkeras.errors import FerKerasError
 from ferkeras.inference.preprocess import prepare_faces
 from ferkeras.labels import CLASS_NAMES
+
+log = logging.getLogger(__name__)
 
 
 class _KerasBackend:
@@ -70,7 +72,7 @@ class _LiteRTBackend:
             # not); the built-in kernels still run the model, several times slower.
             self.interpreter = open_interpreter(experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
             reason = str(exc).removeprefix(f"cannot load TFLite model {path}: ")
-            print(f"{path}: XNNPACK cannot run this model ({reason}); using the slower built-in kernels", file=sys.stderr)
+            log.warning(f"{path}: XNNPACK cannot run this model ({reason}); using the slower built-in kernels")
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self._batch = int(self.input["shape"][0])
@@ -223,7 +225,8 @@ class Predictor:
         """Run a prepared float32 (N, S, S, C) input, ``batch_size`` faces per call.
 
         ``flip`` averages each face with its mirror image (the model was trained
-        with flips): +0.6 pp on FER2013 val for the shipped model (docs/recipe.md), twice the model time.
+        with flips): +0.5 pp on FER2013 val for the default model, +0.6 pp for the fast one
+        (README, "Model and results"), for twice the model time.
         """
         x = np.ascontiguousarray(x, np.float32)
         if not len(x):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ from ferkeras.inference.overlay import draw_faces
 from ferkeras.inference.recognizer import FaceResult, Recognizer
 from ferkeras.io import StagedOutputs
 
+log = logging.getLogger(__name__)
 READ_RETRIES = 5
 #: A network stream that stalls longer than this (ms) counts as a failed read,
 #: so Ctrl-C and the retry limit take effect within seconds.
@@ -89,7 +90,7 @@ class FrameSource:
                 if frame is not None:
                     return frame, (time.monotonic() - self._start) * 1000
                 self.skipped.append(str(path))
-                print(f"skipping image {path}: {problem}", file=sys.stderr)
+                log.warning(f"skipping image {path}: {problem}")
             return None
         for attempt in range(READ_RETRIES if self.live else 1):
             if self.stopping:
@@ -102,7 +103,7 @@ class FrameSource:
             if self.live and not self.stopping:
                 time.sleep(0.05 * (attempt + 1))
         if self.live:
-            print(f"{self.name}: no frame after {READ_RETRIES} tries; stopping", file=sys.stderr)
+            log.warning(f"{self.name}: no frame after {READ_RETRIES} tries; stopping")
         return None
 
     def close(self) -> None:
@@ -329,18 +330,18 @@ def run(
                     if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                         stop["signal"] = "key"
                 except cv2.error:
-                    print(WINDOW_HINT, file=sys.stderr)
+                    log.warning(WINDOW_HINT)
                     display = False
             stats.frames += 1
             if not quiet and stats.frames % 100 == 0:
-                print(f"{stats.frames} frames, {stats.frames / (time.perf_counter() - start):.1f} FPS", file=sys.stderr)
+                log.info(f"{stats.frames} frames, {stats.frames / (time.perf_counter() - start):.1f} FPS")
         complete = True
     finally:
         stats.wall = time.perf_counter() - start
         stats.stopped_by = stop["signal"]
         stats.written, stats.partial = outputs.close(complete)
         if stats.partial and stats.written:
-            print("kept incomplete output(s): " + ", ".join(map(str, stats.written)), file=sys.stderr)
+            log.warning("kept incomplete output(s): " + ", ".join(map(str, stats.written)))
         frames.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -1,6 +1,6 @@
 """ResNet18 (BasicBlock, [2, 2, 2, 2]) with an attention slot in every block.
 
-Layer names follow keras-hub (``stem_conv``, ``stack2_block1_conv1``, ...), so
+Layers have predictable names (``stem_conv``, ``stack2_block1_conv1``, ...), so
 freezing by name and importing torchvision/timm weights are simple string maps.
 Strided convolutions use explicit zero padding as PyTorch does, so imported
 ImageNet weights give the same outputs as in PyTorch.

@@ -15,6 +15,9 @@ from ferkeras.errors import FerKerasError
 from ferkeras.io import atomic_path, atomic_write_json, atomic_write_text, read_json
 from ferkeras.training.averaging import snapshot_path
 
+LAST_CHECKPOINT = "last.keras"  # model and optimizer after the latest finished epoch
+BEST_CHECKPOINT = "best.keras"  # the epoch with the best monitored metric
+
 
 def load_state(phase_dir: Path) -> dict | None:
     """The phase's ``state.json`` (finished epochs, best metric, history) or None."""
@@ -117,12 +120,12 @@ class RunCheckpoint(keras.callbacks.Callback):
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
         seconds = time.perf_counter() - self._start
         value = logs.get(self.monitor, float("nan"))
-        save_model_atomic(self.model, self.phase_dir / "last.keras")
+        save_model_atomic(self.model, self.phase_dir / LAST_CHECKPOINT)
         if self.snapshot_from is not None and epoch + 1 >= self.snapshot_from:
             with atomic_path(snapshot_path(self.phase_dir, epoch + 1)) as tmp:
                 self.model.save_weights(tmp)
         if self._improved(value):
-            save_model_atomic(self.model, self.phase_dir / "best.keras")
+            save_model_atomic(self.model, self.phase_dir / BEST_CHECKPOINT)
             self.state.update(best=value, best_epoch=epoch + 1, wait=0)
         else:
             self.state["wait"] = self.state.get("wait", 0) + 1

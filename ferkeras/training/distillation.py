@@ -12,6 +12,7 @@ those soft targets can learn part of that gain into one pass.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from ferkeras.errors import FerKerasError
 from ferkeras.io import atomic_path
 from ferkeras.labels import CLASS_NAMES, NUM_CLASSES
 
+log = logging.getLogger(__name__)
 TEACHER_FILE = "teacher_probs.npy"
 
 
@@ -54,7 +56,7 @@ def teacher_probabilities(source: str | Path, split: Split, cache: Path, phase: 
         raise FerKerasError(
             f"config: {phase}.distill_from: {teacher.path} predicts {teacher.class_names}, not {list(CLASS_NAMES)}"
         )
-    print(f"[{phase}] teacher {teacher.path}: scoring {len(split):,} training faces (flip-averaged)", flush=True)
+    log.info(f"[{phase}] teacher {teacher.path}: scoring {len(split):,} training faces (flip-averaged)")
     probs = teacher.predict(split.images, flip=True).astype(np.float32)
     with atomic_path(cache) as tmp:
         np.save(tmp, probs)

@@ -55,7 +55,7 @@ def make_soup(runs: list[Path], output: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     save_model_atomic(model, target)
     write_card(target, soup_card(runs, cards))
-    _copy_training_records(runs, target.parent)
+    copy_training_records(runs, target.parent)
     return target
 
 
@@ -79,7 +79,7 @@ def soup_card(runs: list[Path], cards: list[dict]) -> dict:
     return card
 
 
-def _copy_training_records(runs: list[Path], output: Path) -> None:
+def copy_training_records(runs: list[Path], output: Path) -> None:
     """Each run's curves and per-phase histories, named after the run.
 
     A history identical to one already copied (a phase 1 the runs share) is

@@ -40,7 +40,15 @@ from ferkeras.labels import CLASS_NAMES
 from ferkeras.models import build_model
 from ferkeras.models.files import check_keras_file, load_keras_model
 from ferkeras.training.averaging import average_snapshots, averaged_epochs, recalibrate_batchnorm, snapshot_path
-from ferkeras.training.callbacks import NonFiniteGuard, ResumablePlateau, RunCheckpoint, load_state, save_model_atomic
+from ferkeras.training.callbacks import (
+    BEST_CHECKPOINT,
+    LAST_CHECKPOINT,
+    NonFiniteGuard,
+    ResumablePlateau,
+    RunCheckpoint,
+    load_state,
+    save_model_atomic,
+)
 from ferkeras.training.distillation import distillation_targets
 from ferkeras.training.phases import compile_for_phase
 from ferkeras.training.precision import native_bfloat16, resolve_precision
@@ -246,7 +254,7 @@ def _best_epoch_row(state: dict) -> dict:
 def phase_result(phase_dir: Path) -> Path:
     """The model a phase hands on: its weight average if it made one, else its best epoch."""
     average = phase_dir / AVERAGE_MODEL
-    return average if average.exists() else phase_dir / "best.keras"
+    return average if average.exists() else phase_dir / BEST_CHECKPOINT
 
 
 def _average_last_epochs(config: TrainConfig, settings, phase_dir: Path, state: dict, splits: dict[str, Split]) -> None:
@@ -259,7 +267,7 @@ def _average_last_epochs(config: TrainConfig, settings, phase_dir: Path, state: 
     missing = [str(path) for path in snapshots if not path.exists()]
     if missing:
         raise FerKerasError(f"cannot average the last {settings.average_last} epochs: {missing[0]} is missing")
-    model = load_keras_model(phase_dir / "last.keras", what="checkpoint")
+    model = load_keras_model(phase_dir / LAST_CHECKPOINT, what="checkpoint")
     average_snapshots(model, snapshots)
     channels, crop = config.data.channels, config.data.crop
     if settings.average_batchnorm == "reestimate":
@@ -276,11 +284,10 @@ def _average_last_epochs(config: TrainConfig, settings, phase_dir: Path, state: 
     state["seconds"] = state.get("seconds", 0.0) + time.perf_counter() - start
     save_model_atomic(model, phase_dir / AVERAGE_MODEL)
     best_row = _best_epoch_row(state)
-    print(
+    log.info(
         f"[{phase_dir.name}] average of epochs {epochs[0]}..{epochs[-1]}: val accuracy {metrics['accuracy']:.4f}, "
         f"macro-F1 {metrics['macro_f1']:.4f} (best single epoch {state.get('best_epoch')}: "
-        f"{best_row.get('val_accuracy', float('nan')):.4f}, {best_row.get('val_macro_f1', float('nan')):.4f})",
-        flush=True,
+        f"{best_row.get('val_accuracy', float('nan')):.4f}, {best_row.get('val_macro_f1', float('nan')):.4f})"
     )
 
 
@@ -309,7 +316,7 @@ def _load_init_model(config: TrainConfig, phase: str) -> keras.Model:
             f"model wants {wanted}): set model.* as that model was trained"
         )
     model.set_weights(weights)
-    print(f"[{phase}] starting from {path}", flush=True)
+    log.info(f"[{phase}] starting from {path}")
     return model
 
 
@@ -331,14 +338,14 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
         seed = settings.seed
         keras.utils.set_random_seed(seed)
     with strategy.scope():
-        if state and (phase_dir / "last.keras").exists():
+        if state and (phase_dir / LAST_CHECKPOINT).exists():
             model = load_keras_model(
-                phase_dir / "last.keras",
+                phase_dir / LAST_CHECKPOINT,
                 compile=True,
                 what="checkpoint",
                 hint="; delete it to start this phase over, or pass --restart to start the run over",
             )
-            print(f"[{phase}] resuming after epoch {state['epoch']} from {phase_dir / 'last.keras'}", flush=True)
+            log.info(f"[{phase}] resuming after epoch {state['epoch']} from {phase_dir / LAST_CHECKPOINT}")
         else:
             state = {"epoch": 0, "history": [], "wait": 0}
             if settings.init_from:
@@ -352,7 +359,7 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
                 model = load_keras_model(source, what="phase 1 result")
             compile_for_phase(model, settings, steps, config.label_smoothing)
     if settings.epochs == 0:
-        save_model_atomic(model, phase_dir / "best.keras")
+        save_model_atomic(model, phase_dir / BEST_CHECKPOINT)
     elif state["epoch"] < settings.epochs and not state.get("stopped_early"):
         weights = class_weights(train.class_counts(), config.class_weighting)
         train_ds = make_dataset(
@@ -397,10 +404,9 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
                     verbose=1,
                 ),
             )
-        print(
+        log.info(
             f"[{phase}] epochs {state['epoch'] + 1}..{settings.epochs}, {steps} steps of {config.batch_size}, "
-            f"trainable: {settings.trainable}, {sum(int(np.prod(w.shape)) for w in model.trainable_weights):,} trainable parameters",
-            flush=True,
+            f"trainable: {settings.trainable}, {sum(int(np.prod(w.shape)) for w in model.trainable_weights):,} trainable parameters"
         )
         model.fit(
             train_ds,
@@ -412,7 +418,7 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
             shuffle=False,  # the dataset shuffles itself
         )
         if guard.problem:
-            kept = f"epoch {state['epoch']} in {phase_dir / 'last.keras'}" if state["epoch"] else "none (no epoch finished)"
+            kept = f"epoch {state['epoch']} in {phase_dir / LAST_CHECKPOINT}" if state["epoch"] else "none (no epoch finished)"
             raise FerKerasError(
                 f"[{phase}] stopped in epoch {guard.epoch}: {guard.problem}; nothing of that epoch was saved and "
                 f"the phase is not finished (last good checkpoint: {kept}); lower {phase}.learning_rate or check the data"
@@ -433,7 +439,7 @@ def _run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str,
     # Marked finished only now: a crash above is repaired by rerunning the command.
     state["finished"] = True
     atomic_write_json(phase_dir / "state.json", state)
-    print(f"[{phase}] done: {run_dir / 'model.keras'}", flush=True)
+    log.info(f"[{phase}] done: {run_dir / KERAS_FILE}")
 
 
 def is_run_folder(folder: Path) -> bool:
@@ -501,8 +507,8 @@ def train(config: TrainConfig, phase: str = "all", restart: bool = False) -> Pat
     keras.utils.set_random_seed(config.seed)
     precision = resolve_precision(config.precision, native_bfloat16())
     keras.mixed_precision.set_global_policy(precision)
-    print(f"precision: {precision}" + (" (auto)" if config.precision == "auto" else ""), flush=True)
-    print("data: " + ", ".join(f"{name} {len(s)}" for name, s in splits.items()), flush=True)
+    log.info(f"precision: {precision}" + (" (auto)" if config.precision == "auto" else ""))
+    log.info("data: " + ", ".join(f"{name} {len(s)}" for name, s in splits.items()))
     strategy = _strategy(config)
     verbose = 1 if sys.stdout.isatty() else 2
     for name in phases:

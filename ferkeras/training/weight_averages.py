@@ -1,9 +1,9 @@
 """Val accuracy and macro-F1 of weight averages, before and after BatchNorm re-estimation.
 
     # the last 10, 20 and 30 epoch snapshots of a phase run with average_last >= 30
-    python scripts/weight_averages.py --snapshots RUN/phase2 --last 10 --last 20 --last 30
+    python -m ferkeras.training.weight_averages --snapshots RUN/phase2 --last 10 --last 20 --last 30
     # a "soup" of whole models with the same architecture (e.g. two runs from one phase 1)
-    python scripts/weight_averages.py --models RUN_A/phase2/best.keras RUN_B/phase2/best.keras --run RUN_B --float32
+    python -m ferkeras.training.weight_averages --models RUN_A/phase2/best.keras RUN_B/phase2/best.keras --run RUN_B --float32
 
 Each row: the plain mean of the weights (BatchNorm statistics averaged too),
 then the same weights with BatchNorm statistics re-estimated on the training
@@ -20,7 +20,7 @@ import keras
 
 import ferkeras  # noqa: F401  (registers the custom layers)
 from ferkeras.card import card_path, read_card
-from ferkeras.config import load_config
+from ferkeras.config import DEFAULT_DATA, load_config
 from ferkeras.data.sources import load_split
 from ferkeras.evaluation.metrics import classification_metrics
 from ferkeras.images import to_model_input
@@ -40,7 +40,7 @@ def _preprocessing(run: Path, config=None) -> tuple[int, int, int]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/fer2013")
+    parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--snapshots", type=Path, help="a phase folder with snapshots/epoch_NNN.weights.h5")
     parser.add_argument("--last", type=int, action="append", default=[], help="average the last N snapshots")
     parser.add_argument("--models", type=Path, nargs="+", default=[], help=".keras models to average")

@@ -1,12 +1,12 @@
 """Compare the val curves of training runs epoch by epoch, and their means over epoch windows.
 
     # a running phase 2 against v7's, means over epochs 21-30 and 31-40
-    python scripts/compare_histories.py RUN/phase2/history.csv \
+    python -m ferkeras.training.compare_histories RUN/phase2/history.csv \
         saved_models/fer2013_resnet18_cbam/history_fer2013_resnet18_cbam_v7_distill_phase2.csv \
         --window 21-30 --window 31-40
 
 Reads the ``history.csv`` that ``ferkeras train`` writes into each phase folder
-(and that ``scripts/ship_model.sh`` copies next to a shipped model). Epochs are
+(and that ``ferkeras ship`` and ``ferkeras soup`` copy beside a model). Epochs are
 compared only where every file has them, so a run still in progress is
 compared with the same epochs of a finished one. Standard library only: it
 runs while training holds the CPUs.
