@@ -391,7 +391,7 @@ def summary(config_path, preset, sets, layers) -> None:
 
     config = load_config(config_path, preset, [parse_override(item) for item in sets])
     from ferkeras.models import count_macs
-    from ferkeras.training.trainer import new_model
+    from ferkeras.models.from_config import new_model
 
     model = new_model(config)
     if layers:

@@ -129,7 +129,7 @@ def test_averaging_settings_may_change_until_an_epoch_they_average_has_run(
 ):
     from ferkeras.config import load_config, parse_override
     from ferkeras.errors import FerKerasError
-    from ferkeras.training.trainer import _check_config
+    from ferkeras.training.run_folder import check_config
 
     base = ["phase1.epochs=3", "phase1.patience=0"]
     stored = load_config(preset="smoke", overrides=[parse_override(item) for item in base + stored_settings])
@@ -138,17 +138,17 @@ def test_averaging_settings_may_change_until_an_epoch_they_average_has_run(
     (tmp_path / "phase1" / "state.json").write_text(json.dumps({"epoch": epochs_run, "history": []}))
     current = load_config(preset="smoke", overrides=[parse_override(item) for item in base + changed_settings])
     if allowed:
-        _check_config(tmp_path, current)
+        check_config(tmp_path, current)
     else:
         with pytest.raises(FerKerasError, match="phase1 differ"):
-            _check_config(tmp_path, current)
+            check_config(tmp_path, current)
 
 
 def test_a_run_begun_before_newer_config_keys_still_resumes(tmp_path):
     import yaml
 
     from ferkeras.config import load_config
-    from ferkeras.training.trainer import _check_config
+    from ferkeras.training.run_folder import check_config
 
     config = load_config(preset="smoke")
     old = config.to_dict()
@@ -159,7 +159,7 @@ def test_a_run_begun_before_newer_config_keys_still_resumes(tmp_path):
     for phase in ("phase1", "phase2"):
         (tmp_path / phase).mkdir()
         (tmp_path / phase / "state.json").write_text(json.dumps({"epoch": 1, "history": []}))
-    _check_config(tmp_path, config)
+    check_config(tmp_path, config)
 
 
 def test_average_batchnorm_average_keeps_the_snapshots_statistics(tmp_path):

@@ -180,7 +180,7 @@ def test_mirrored_strategy_matches_single_device(tiny, tmp_path):
             model = keras.models.load_model(run / "phase1" / "last.keras")
             results[strategy] = {{"probs": model.predict(x, verbose=0).tolist(),
                                   "replicas": tf.distribute.MirroredStrategy().num_replicas_in_sync if strategy == "mirrored" else 1}}
-        from ferkeras.training.trainer import new_model
+        from ferkeras.models.from_config import new_model
         keras.utils.set_random_seed(config.seed)  # the initial weights both runs started from
         results["init"] = {{"probs": new_model(config).predict(x, verbose=0).tolist()}}
         print("RESULT" + json.dumps(results))

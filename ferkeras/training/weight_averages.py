@@ -24,8 +24,8 @@ from ferkeras.config import DEFAULT_DATA, load_config
 from ferkeras.data.sources import load_split
 from ferkeras.evaluation.metrics import classification_metrics
 from ferkeras.images import to_model_input
+from ferkeras.models.from_config import float32_copy
 from ferkeras.training.averaging import average_snapshots, recalibrate_batchnorm, snapshot_path
-from ferkeras.training.trainer import float32_copy
 
 
 def _preprocessing(run: Path, config=None) -> tuple[int, int, int]:
