@@ -81,12 +81,13 @@ def test_the_wheel_runs_cam_without_the_checkout(tmp_path, sample_clip):
             "faces.csv",
         ],
         cwd=work,
-        env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        env={**env, "TF_CPP_MIN_LOG_LEVEL": "3", "FERKERAS_CACHE": str(tmp_path / "cache")},
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr
     assert f"model: {site / 'ferkeras' / 'bundled' / DEFAULT_MODEL / 'model_int8.tflite'}" in done.stderr
+    assert f"model auto: {DEFAULT_MODEL}" in done.stderr  # the only model the wheel carries
     with open(work / "faces.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert rows and all(row["label"] for row in rows)
