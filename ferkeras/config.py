@@ -279,11 +279,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...]) -> dict:
     return _merge(_read_yaml(path.parent / base, (*seen, path.resolve())), loaded)
 
 
-def load_config(
-    path: str | Path | None = None,
-    preset: str = "default",
-    overrides: typing.Iterable[dict] = (),
-) -> TrainConfig:
+def load_config(path: str | Path | None = None, preset: str = "default", overrides: typing.Iterable[dict] = ()) -> TrainConfig:
     """Resolve preset, then YAML file (with its ``base:`` files), then overrides (later wins)."""
     if preset not in PRESETS:
         raise FerKerasError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")

@@ -32,7 +32,8 @@ def _png_significant_bits(data: np.ndarray) -> int | None:
     while position + 8 <= len(raw):
         length, kind = struct.unpack(">I4s", raw[position : position + 8])
         if kind == b"sBIT" and length:
-            return max(raw[position + 8 : position + 8 + length])
+            bits = max(raw[position + 8 : position + 8 + length], default=0)
+            return bits if 1 <= bits <= 16 else None
         if kind in (b"IDAT", b"IEND"):
             return None  # sBIT must come before the image data
         position += 12 + length

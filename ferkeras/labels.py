@@ -3,37 +3,17 @@
 from __future__ import annotations
 
 #: Class names in model output order (alphabetical, the FER2013 image-folder order).
-CLASS_NAMES: tuple[str, ...] = (
-    "angry",
-    "disgust",
-    "fear",
-    "happy",
-    "neutral",
-    "sad",
-    "surprise",
-)
+CLASS_NAMES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 NUM_CLASSES = len(CLASS_NAMES)
 
 #: ``fer2013.csv`` ``emotion`` codes 0..6 mean these classes (Goodfellow et al.).
-CSV_CODE_NAMES: tuple[str, ...] = (
-    "angry",
-    "disgust",
-    "fear",
-    "happy",
-    "sad",
-    "surprise",
-    "neutral",
-)
+CSV_CODE_NAMES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 #: Maps a ``fer2013.csv`` emotion code onto an index into :data:`CLASS_NAMES`.
 CSV_CODE_TO_INDEX: dict[int, int] = {code: CLASS_NAMES.index(name) for code, name in enumerate(CSV_CODE_NAMES)}
 
 #: ``fer2013.csv`` ``Usage`` values and the split names we use for them.
-CSV_USAGE_TO_SPLIT: dict[str, str] = {
-    "Training": "train",
-    "PublicTest": "val",
-    "PrivateTest": "test",
-}
+CSV_USAGE_TO_SPLIT: dict[str, str] = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 
 
 def class_index(name: str) -> int:

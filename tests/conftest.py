@@ -8,6 +8,17 @@ import pytest  # noqa: E402
 from synthetic import make_csv_dataset, make_folder_dataset  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def invoke(*args):
+    """Run the ferkeras command line in-process; arguments may be paths or numbers."""
+    from click.testing import CliRunner
+
+    from ferkeras.cli import main
+
+    return CliRunner().invoke(main, [str(arg) for arg in args])
+
+
 SHARED = REPO.parent / "shared"
 
 

@@ -118,10 +118,7 @@ def test_a_phase_with_average_last_hands_on_the_average(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "stored_settings, changed_settings",
-    [
-        ([], ["phase1.average_last=2"]),
-        (["phase1.average_last=2"], ["phase1.average_last=2", "phase1.average_batchnorm=average"]),
-    ],
+    [([], ["phase1.average_last=2"]), (["phase1.average_last=2"], ["phase1.average_last=2", "phase1.average_batchnorm=average"])],
 )
 @pytest.mark.parametrize("epochs_run, allowed", [(1, True), (2, False)])
 def test_averaging_settings_may_change_until_an_epoch_they_average_has_run(

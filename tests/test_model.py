@@ -38,10 +38,7 @@ def test_attention_switch_gives_plain_resnet18():
     assert _blocks(plain) == _blocks(build_model())
 
 
-@pytest.mark.parametrize(
-    "stem, size, final",
-    [("imagenet", 64, 2), ("small", 40, 5), ("small_pool", 44, 3)],
-)
+@pytest.mark.parametrize("stem, size, final", [("imagenet", 64, 2), ("small", 40, 5), ("small_pool", 44, 3)])
 def test_stems_set_the_resolution(stem, size, final):
     model = build_model(size, stem=stem, width=0.25)
     assert model.get_layer("stack4_block2_out").output.shape[1:3] == (final, final)

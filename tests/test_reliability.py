@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import invoke
 from synthetic import make_csv_dataset, make_faces, make_folder_dataset
 
 from ferkeras.cli import main
@@ -53,7 +54,7 @@ def _one_line_error(result, *fragments):
 
 
 def _train(args, data, output, *extra):
-    return CliRunner().invoke(main, ["train", "--preset", "smoke", "--data", str(data), "--output", str(output), *args, *extra])
+    return invoke("train", "--preset", "smoke", "--data", data, "--output", output, *args, *extra)
 
 
 # 1. Data loss -----------------------------------------------------------------
@@ -90,38 +91,32 @@ def test_restart_validates_inputs_first_and_removes_only_the_run(tiny, tmp_path)
 def test_cam_refuses_to_overwrite_its_source(exported_model, sample_clip, tmp_path, option):
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(sample_clip.read_bytes())
-    result = CliRunner().invoke(
-        main,
-        [
-            "cam",
-            "--source",
-            str(clip),
-            "--model",
-            str(exported_model / "model_int8.tflite"),
-            "--no-display",
-            option,
-            str(tmp_path / "." / "clip.mp4"),
-        ],
+    result = invoke(
+        "cam",
+        "--source",
+        clip,
+        "--model",
+        exported_model / "model_int8.tflite",
+        "--no-display",
+        option,
+        tmp_path / "." / "clip.mp4",
     )
     _one_line_error(result, "would overwrite the input")
     assert clip.read_bytes() == sample_clip.read_bytes()
 
 
 def test_cam_refuses_two_outputs_with_one_name(exported_model, sample_clip, tmp_path):
-    result = CliRunner().invoke(
-        main,
-        [
-            "cam",
-            "--source",
-            str(sample_clip),
-            "--model",
-            str(exported_model / "model_int8.tflite"),
-            "--no-display",
-            "--csv",
-            str(tmp_path / "a.txt"),
-            "--jsonl",
-            str(tmp_path / "a.txt"),
-        ],
+    result = invoke(
+        "cam",
+        "--source",
+        sample_clip,
+        "--model",
+        exported_model / "model_int8.tflite",
+        "--no-display",
+        "--csv",
+        tmp_path / "a.txt",
+        "--jsonl",
+        tmp_path / "a.txt",
     )
     _one_line_error(result, "both name")
 
@@ -145,9 +140,7 @@ def test_a_diverging_phase_stops_unfinished_with_valid_json(tiny, tmp_path):
     assert not (run / "phase1" / "last.keras").exists() and not (run / "model.keras").exists()
     assert not (run / "phase1" / "state.json").exists()  # no epoch finished, nothing recorded as done
     # the same run with a sane learning rate starts cleanly and writes strict JSON
-    result = CliRunner().invoke(
-        main, ["train", "--config", str(run / "config.yaml"), "--phase", "1", "--restart", "--set", "phase1.learning_rate=0.01"]
-    )
+    result = invoke("train", "--config", run / "config.yaml", "--phase", "1", "--restart", "--set", "phase1.learning_rate=0.01")
     assert result.exit_code == 0, result.output
     state = json.loads((run / "phase1" / "state.json").read_text(), parse_constant=pytest.fail)
     assert state["finished"] is True
@@ -205,20 +198,17 @@ def test_cam_with_no_frames_writes_no_video_and_says_so(exported_model, tmp_path
     folder.mkdir()
     _, encoded = cv2.imencode(".jpg", np.full((64, 64, 3), 90, np.uint8))
     (folder / "cut.jpg").write_bytes(encoded.tobytes()[:300])  # truncated: no frame to read
-    result = CliRunner().invoke(
-        main,
-        [
-            "cam",
-            "--source",
-            str(folder),
-            "--model",
-            str(exported_model / "model_int8.tflite"),
-            "--no-display",
-            "--output",
-            str(tmp_path / "v.mp4"),
-            "--csv",
-            str(tmp_path / "f.csv"),
-        ],
+    result = invoke(
+        "cam",
+        "--source",
+        folder,
+        "--model",
+        exported_model / "model_int8.tflite",
+        "--no-display",
+        "--output",
+        tmp_path / "v.mp4",
+        "--csv",
+        tmp_path / "f.csv",
     )
     assert result.exit_code == 0, result.output
     assert "no frames read" in result.output and "no video written" in result.output
@@ -240,18 +230,8 @@ def test_cam_with_no_frames_writes_no_video_and_says_so(exported_model, tmp_path
     ],
 )
 def test_cam_option_values_are_checked(exported_model, sample_clip, option, value, message):
-    result = CliRunner().invoke(
-        main,
-        [
-            "cam",
-            "--source",
-            str(sample_clip),
-            "--model",
-            str(exported_model / "model_int8.tflite"),
-            "--no-display",
-            option,
-            value,
-        ],
+    result = invoke(
+        "cam", "--source", sample_clip, "--model", exported_model / "model_int8.tflite", "--no-display", option, value
     )
     _one_line_error(result, message)
 
@@ -283,7 +263,7 @@ def test_evaluate_refuses_a_model_with_other_classes(exported_model, tiny, tmp_p
     card = json.loads((exported_model / "model_card.json").read_text())
     card["class_names"] = card["class_names"][::-1]
     (tmp_path / "model_card.json").write_text(json.dumps(card))
-    result = CliRunner().invoke(main, ["evaluate", "--model", str(tmp_path), "--data", str(tiny)])
+    result = invoke("evaluate", "--model", tmp_path, "--data", tiny)
     _one_line_error(result, "scoring on FER2013 labels needs")
     assert not (tmp_path / "eval_val" / "metrics.json").exists()
 
@@ -298,19 +278,18 @@ def test_os_errors_are_one_line_in_every_command(exported_model, tiny, tmp_path)
     model = str(exported_model / "model_int8.tflite")
     _one_line_error(_train([], tiny, blocker / "run"), str(blocker))
     _one_line_error(
-        runner.invoke(main, ["evaluate", "--model", model, "--data", str(tiny), "--output", str(blocker / "eval")]),
+        runner.invoke(main, ["evaluate", "--model", model, "--data", tiny, "--output", blocker / "eval"]),
         "cannot write to the output folder",
         str(blocker),
     )
     _one_line_error(
         runner.invoke(
-            main,
-            ["cam", "--source", str(tiny / "val" / "happy"), "--model", model, "--no-display", "--csv", str(blocker / "f.csv")],
+            main, ["cam", "--source", tiny / "val" / "happy", "--model", model, "--no-display", "--csv", blocker / "f.csv"]
         ),
         str(blocker),
     )
-    _one_line_error(runner.invoke(main, ["bench", model, "--json", str(blocker / "b.json"), "--runs", "2"]), str(blocker))
-    debug = runner.invoke(main, ["--debug", "evaluate", "--model", model, "--data", str(tiny), "--output", str(blocker / "e")])
+    _one_line_error(runner.invoke(main, ["bench", model, "--json", blocker / "b.json", "--runs", "2"]), str(blocker))
+    debug = runner.invoke(main, ["--debug", "evaluate", "--model", model, "--data", tiny, "--output", blocker / "e"])
     assert isinstance(debug.exception, FerKerasError)  # --debug lets the exception (and its traceback) through
 
 
@@ -326,7 +305,7 @@ def test_convert_checks_its_folder_before_working(exported_model, tmp_path, monk
         "ensure_writable",
         lambda folder, what: (_ for _ in ()).throw(FerKerasError(f"cannot write to the {what} {folder}: Read-only file system")),
     )
-    result = CliRunner().invoke(main, ["convert", "--model", str(exported_model), "--onnx"])
+    result = invoke("convert", "--model", exported_model, "--onnx")
     _one_line_error(result, "cannot write to the model folder", "Read-only")
 
 
@@ -344,7 +323,7 @@ def test_convert_checks_its_folder_before_working(exported_model, tmp_path, monk
 def test_bad_config_files_are_one_line(tmp_path, content, message):
     path = tmp_path / "c.yaml"
     path.write_text(content)
-    _one_line_error(CliRunner().invoke(main, ["train", "--config", str(path)]), message)
+    _one_line_error(invoke("train", "--config", path), message)
 
 
 def test_set_of_a_whole_section_is_one_line(tiny, tmp_path):
@@ -427,7 +406,7 @@ def test_evaluate_update_card_keeps_the_card_readable(exported_model, tiny, tmp_
     (tmp_path / "model_card.json").chmod(0o644)
     previous = os.umask(0o022)
     try:
-        result = CliRunner().invoke(main, ["evaluate", "--model", str(tmp_path), "--data", str(tiny), "--update-card"])
+        result = invoke("evaluate", "--model", tmp_path, "--data", tiny, "--update-card")
     finally:
         os.umask(previous)
     assert result.exit_code == 0, result.output
@@ -561,6 +540,6 @@ def test_a_stalled_stream_gives_up_within_its_timeout(stalled_server, monkeypatc
 
 
 def test_cli_exit_status_matches_the_docs(tmp_path):
-    result = CliRunner().invoke(main, ["evaluate", "--model", str(tmp_path / "none.keras")])
+    result = invoke("evaluate", "--model", tmp_path / "none.keras")
     assert result.exit_code == 1  # errors.py: FerKerasError exits with status 1
-    assert CliRunner().invoke(main, ["evaluate", "--split", "nope"]).exit_code == 2  # usage errors: 2
+    assert invoke("evaluate", "--split", "nope").exit_code == 2  # usage errors: 2

@@ -10,9 +10,8 @@ import time
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import invoke
 
-from ferkeras.cli import main
 from ferkeras.errors import FerKerasError
 from ferkeras.inference.runner import READ_RETRIES, WINDOW_HINT, FrameSource
 
@@ -65,22 +64,19 @@ def _video_info(path):
 
 def test_static_face_clip(exported_model, static_clip, tmp_path):
     out, table = tmp_path / "out.mp4", tmp_path / "frames.csv"
-    result = CliRunner().invoke(
-        main,
-        [
-            "cam",
-            "--source",
-            str(static_clip),
-            "--model",
-            str(exported_model / "model_int8.tflite"),
-            "--no-display",
-            "--output",
-            str(out),
-            "--csv",
-            str(table),
-            "--jsonl",
-            str(tmp_path / "f.jsonl"),
-        ],
+    result = invoke(
+        "cam",
+        "--source",
+        static_clip,
+        "--model",
+        exported_model / "model_int8.tflite",
+        "--no-display",
+        "--output",
+        out,
+        "--csv",
+        table,
+        "--jsonl",
+        tmp_path / "f.jsonl",
     )
     assert result.exit_code == 0, result.output
     rows = _rows(table)
@@ -113,21 +109,18 @@ def test_static_face_clip(exported_model, static_clip, tmp_path):
 
 def test_sample_clip_every_third_frame(exported_model, sample_clip, tmp_path):
     table = tmp_path / "frames.csv"
-    result = CliRunner().invoke(
-        main,
-        [
-            "cam",
-            "--source",
-            str(sample_clip),
-            "--model",
-            str(exported_model / "model_int8.tflite"),
-            "--csv",
-            str(table),
-            "--output",
-            str(tmp_path / "o.mp4"),
-            "--every",
-            "3",
-        ],
+    result = invoke(
+        "cam",
+        "--source",
+        sample_clip,
+        "--model",
+        exported_model / "model_int8.tflite",
+        "--csv",
+        table,
+        "--output",
+        tmp_path / "o.mp4",
+        "--every",
+        "3",
     )
     assert result.exit_code == 0, result.output
     rows = _rows(table)
@@ -143,20 +136,17 @@ def test_sample_clip_every_third_frame(exported_model, sample_clip, tmp_path):
 
 
 def test_headless_display_request_keeps_working(exported_model, sample_clip, tmp_path):
-    result = CliRunner().invoke(
-        main,
-        [
-            "cam",
-            "--source",
-            str(sample_clip),
-            "--model",
-            str(exported_model / "model_int8.tflite"),
-            "--display",
-            "--max-frames",
-            "5",
-            "--csv",
-            str(tmp_path / "f.csv"),
-        ],
+    result = invoke(
+        "cam",
+        "--source",
+        sample_clip,
+        "--model",
+        exported_model / "model_int8.tflite",
+        "--display",
+        "--max-frames",
+        "5",
+        "--csv",
+        tmp_path / "f.csv",
     )
     assert result.exit_code == 0, result.output
     assert WINDOW_HINT in result.output
@@ -202,14 +192,9 @@ def test_sigterm_finalises_outputs(exported_model, sample_clip, tmp_path):
     assert _video_info(out)[0] == count  # every frame in the CSV is in a playable video
 
 
-@pytest.mark.parametrize(
-    "source, message",
-    [("missing.mp4", "source not found"), ("99", "cannot open camera 99")],
-)
+@pytest.mark.parametrize("source, message", [("missing.mp4", "source not found"), ("99", "cannot open camera 99")])
 def test_unopenable_sources_are_one_line_errors(exported_model, source, message, tmp_path):
-    result = CliRunner().invoke(
-        main, ["cam", "--source", source, "--model", str(exported_model / "model_int8.tflite"), "--no-display"]
-    )
+    result = invoke("cam", "--source", source, "--model", exported_model / "model_int8.tflite", "--no-display")
     assert result.exit_code != 0
     assert message in result.output and len(result.output.strip().splitlines()) == 1
 

@@ -111,8 +111,7 @@ def test_cached_imagenet_file_is_used_and_checked(weights_file, tmp_path, monkey
     assert path.with_suffix(".sha256").read_text().strip()
     model = build_model(64, 3, stem="imagenet", weights="imagenet")
     np.testing.assert_allclose(
-        model.get_layer("stem_bn").moving_variance.numpy(),
-        read_safetensors(weights_file)["bn1.running_var"],
+        model.get_layer("stem_bn").moving_variance.numpy(), read_safetensors(weights_file)["bn1.running_var"]
     )
     path.write_bytes(path.read_bytes()[:-4] + b"\1\2\3\4")
     with pytest.raises(FerKerasError, match="does not match its recorded checksum"):

@@ -39,11 +39,7 @@ def build_train_transform(config: AugmentConfig, crop: int = 0) -> A.Compose:
     if config.dropout > 0:
         steps.append(
             A.CoarseDropout(
-                num_holes_range=(1, 2),
-                hole_height_range=(0.1, 0.25),
-                hole_width_range=(0.1, 0.25),
-                fill=0,
-                p=config.dropout,
+                num_holes_range=(1, 2), hole_height_range=(0.1, 0.25), hole_width_range=(0.1, 0.25), fill=0, p=config.dropout
             )
         )
     return A.Compose(steps)

@@ -35,12 +35,7 @@ def _cutmix_mask(size: tf.Tensor, lam: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 
 def mix_batch(
-    images: tf.Tensor,
-    onehot: tf.Tensor,
-    weights: tf.Tensor,
-    batch_seed: tf.Tensor,
-    mixup: float = 0.0,
-    cutmix: float = 0.0,
+    images: tf.Tensor, onehot: tf.Tensor, weights: tf.Tensor, batch_seed: tf.Tensor, mixup: float = 0.0, cutmix: float = 0.0
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Blend each face of a (N, S, S, C) batch with another face of the same batch.
 

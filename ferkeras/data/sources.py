@@ -50,12 +50,7 @@ class Split:
         return digest.hexdigest()
 
     def subset(self, index: np.ndarray, name: str | None = None) -> Split:
-        return Split(
-            name or self.name,
-            self.images[index],
-            self.labels[index],
-            [self.origins[i] for i in index],
-        )
+        return Split(name or self.name, self.images[index], self.labels[index], [self.origins[i] for i in index])
 
 
 def _report_bad(bad: list[str], what: str, skip_bad: bool, hint: str) -> None:
@@ -128,10 +123,7 @@ def _load_folder_split(split_dir: Path, image_size: int, skip_bad: bool) -> Spli
     if not keep:
         raise FerKerasError(f"split {split_dir} has no readable images")
     split = Split(
-        split_dir.name,
-        np.stack([decoded[i][0] for i in keep]),
-        np.asarray(labels, np.int32)[keep],
-        [paths[i] for i in keep],
+        split_dir.name, np.stack([decoded[i][0] for i in keep]), np.asarray(labels, np.int32)[keep], [paths[i] for i in keep]
     )
     _warn_empty_classes(split, str(split_dir))
     return split
@@ -221,10 +213,7 @@ def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, S
         )
     val_mask = np.zeros(len(split), bool)
     val_mask[val_index] = True
-    return (
-        split.subset(np.flatnonzero(~val_mask), "train"),
-        split.subset(np.flatnonzero(val_mask), "val"),
-    )
+    return (split.subset(np.flatnonzero(~val_mask), "train"), split.subset(np.flatnonzero(val_mask), "val"))
 
 
 def _locate(root: str | Path) -> tuple[Path, Path | None]:
@@ -235,12 +224,7 @@ def _locate(root: str | Path) -> tuple[Path, Path | None]:
 
 
 def load_split(
-    root: str | Path,
-    split: str,
-    image_size: int,
-    skip_bad: bool = False,
-    val_fraction: float = 0.1,
-    seed: int = 1337,
+    root: str | Path, split: str, image_size: int, skip_bad: bool = False, val_fraction: float = 0.1, seed: int = 1337
 ) -> Split:
     """Load one split (``train``, ``val`` or ``test``) from folders or ``fer2013.csv``.
 
@@ -267,11 +251,7 @@ def load_split(
 
 
 def load_dataset(
-    root: str | Path,
-    image_size: int,
-    val_fraction: float = 0.1,
-    seed: int = 1337,
-    skip_bad: bool = False,
+    root: str | Path, image_size: int, val_fraction: float = 0.1, seed: int = 1337, skip_bad: bool = False
 ) -> dict[str, Split]:
     """Load ``train`` and ``val`` (and ``test`` if present).
 

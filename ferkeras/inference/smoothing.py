@@ -85,10 +85,7 @@ class IoUTracker:
 
     def assign(self, boxes: list[Box]) -> list[Track]:
         """Tracks for ``boxes`` (same order); unmatched old tracks age out."""
-        pairs = sorted(
-            ((box.iou(t.box), i, j) for i, box in enumerate(boxes) for j, t in enumerate(self.tracks)),
-            reverse=True,
-        )
+        pairs = sorted(((box.iou(t.box), i, j) for i, box in enumerate(boxes) for j, t in enumerate(self.tracks)), reverse=True)
         matched: dict[int, Track] = {}
         used: set[int] = set()
         for iou, i, j in pairs:

@@ -67,12 +67,7 @@ class SpatialAttention(layers.Layer):
     def build(self, input_shape):
         pooled = tuple(input_shape[:-1]) + (2,)
         self.conv = layers.Conv2D(
-            1,
-            self.kernel_size,
-            padding="same",
-            use_bias=False,
-            name=f"{self.name}_conv",
-            dtype=self.dtype_policy,
+            1, self.kernel_size, padding="same", use_bias=False, name=f"{self.name}_conv", dtype=self.dtype_policy
         )
         self.bn = layers.BatchNormalization(
             momentum=self.bn_momentum, epsilon=1e-5, name=f"{self.name}_bn", dtype=self.dtype_policy
@@ -81,10 +76,7 @@ class SpatialAttention(layers.Layer):
         self.bn.build(tuple(input_shape[:-1]) + (1,))
 
     def call(self, inputs, training=None):
-        pooled = ops.concatenate(
-            [ops.mean(inputs, axis=-1, keepdims=True), ops.max(inputs, axis=-1, keepdims=True)],
-            axis=-1,
-        )
+        pooled = ops.concatenate([ops.mean(inputs, axis=-1, keepdims=True), ops.max(inputs, axis=-1, keepdims=True)], axis=-1)
         return inputs * ops.sigmoid(self.bn(self.conv(pooled), training=training))
 
     def compute_output_shape(self, input_shape):
@@ -100,14 +92,7 @@ class SpatialAttention(layers.Layer):
 class CBAM(layers.Layer):
     """Channel attention, then spatial attention, on a (B, H, W, C) feature map."""
 
-    def __init__(
-        self,
-        reduction: int = 16,
-        min_hidden: int = 8,
-        kernel_size: int = 7,
-        bn_momentum: float = 0.9,
-        **kwargs,
-    ):
+    def __init__(self, reduction: int = 16, min_hidden: int = 8, kernel_size: int = 7, bn_momentum: float = 0.9, **kwargs):
         super().__init__(**kwargs)
         self.reduction = reduction
         self.min_hidden = min_hidden

@@ -31,10 +31,7 @@ def learning_rate(phase: PhaseConfig, steps_per_epoch: int):
     if warmup == 0:
         return keras.optimizers.schedules.CosineDecay(phase.learning_rate, total)
     return keras.optimizers.schedules.CosineDecay(
-        phase.learning_rate * 0.01,
-        total,
-        warmup_target=phase.learning_rate,
-        warmup_steps=warmup,
+        phase.learning_rate * 0.01, total, warmup_target=phase.learning_rate, warmup_steps=warmup
     )
 
 
@@ -52,8 +49,5 @@ def compile_for_phase(model: keras.Model, phase: PhaseConfig, steps_per_epoch: i
     model.compile(
         optimizer=make_optimizer(phase, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
-        metrics=[
-            keras.metrics.CategoricalAccuracy(name="accuracy"),
-            keras.metrics.F1Score(average="macro", name="macro_f1"),
-        ],
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"), keras.metrics.F1Score(average="macro", name="macro_f1")],
     )

@@ -17,9 +17,7 @@ from ferkeras.config import TrainConfig
 from ferkeras.data.sources import Split
 from ferkeras.errors import FerKerasError
 from ferkeras.labels import CLASS_NAMES
-from ferkeras.training.callbacks import (
-    load_state,
-)
+from ferkeras.training.callbacks import load_state
 from ferkeras.training.precision import native_bfloat16
 from ferkeras.training.run_folder import PHASES
 
@@ -113,9 +111,7 @@ def build_card(config: TrainConfig, splits: dict[str, Split], run_dir: Path, mod
             "counts": {name: dict(zip(CLASS_NAMES, s.class_counts().tolist())) for name, s in splits.items()},
             "sha256": {name: s.checksum() for name, s in splits.items()},
         },
-        "metrics": {
-            "val_during_training": {k: v for k, v in best_row.items() if k.startswith("val_")},
-        },
+        "metrics": {"val_during_training": {k: v for k, v in best_row.items() if k.startswith("val_")}},
         "artifacts": {"keras": {"file": KERAS_FILE}},
     }
 

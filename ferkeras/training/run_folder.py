@@ -18,10 +18,7 @@ from ferkeras.config import TrainConfig, load_config
 from ferkeras.errors import FerKerasError
 from ferkeras.io import remove_stale_temps
 from ferkeras.training.averaging import averaged_epochs
-from ferkeras.training.callbacks import (
-    BEST_CHECKPOINT,
-    load_state,
-)
+from ferkeras.training.callbacks import BEST_CHECKPOINT, load_state
 
 log = logging.getLogger(__name__)
 
