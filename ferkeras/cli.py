@@ -1,4 +1,4 @@
-"""Command line: ``ferkeras train | soup | ship | evaluate | convert | bench | cam | summary``.
+"""Command line: ``ferkeras train | soup | ship | evaluate | calibrate | convert | bench | cam | summary``.
 
 Each command imports TensorFlow (or the edge runtime) only when it runs, so
 ``ferkeras --help`` stays fast. A :class:`FerKerasError` (a user's mistake) or an
@@ -221,6 +221,23 @@ def evaluate(model, data, split, tta, output, skip_bad, update_card) -> None:
     from ferkeras.evaluation.report import evaluate as run_evaluation
 
     run_evaluation(model, data, split, tta, output, skip_bad, update_card)
+
+
+@main.command()
+@click.option("--model", help="Model file, folder or shipped model name [default: the default model].")
+@click.option("--data", default=DEFAULT_DATA, show_default=True, help="Data root (class folders) or fer2013.csv.")
+@click.option("--split", default="val", show_default=True, type=click.Choice(SPLITS), help="Faces the model did not train on.")
+@click.option("--output", help="Folder for calibration.png [default: MODEL_DIR/eval_SPLIT].")
+@friendly_errors
+def calibrate(model, data, split, output) -> None:
+    """Fit the softmax temperature on a held-out split and store it in the model card (all formats use it)."""
+    from ferkeras.evaluation.calibrate import calibrate as fit
+
+    record = fit(model, data, split, output)
+    click.echo(
+        f"temperature {record['temperature']:g}: ECE {record['ece_15_bins']['before']:.4f} -> {record['ece_15_bins']['after']:.4f}, "
+        f"NLL {record['nll']['before']:.4f} -> {record['nll']['after']:.4f} (after: two-fold cross-fitted on {split})"
+    )
 
 
 @main.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from ferkeras.calibration import expected_calibration_error, negative_log_likelihood
 from ferkeras.labels import CLASS_NAMES
 
 
@@ -21,11 +22,17 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, class_
     counts = confusion_matrix(labels, predicted, labels=indices)
     normalised = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     present = support > 0
+    # confidence against correctness, for probabilities a threshold can rely on (ferkeras.calibration)
+    calibration = {
+        "ece_15_bins": expected_calibration_error(labels, probabilities),
+        "nll": negative_log_likelihood(labels, probabilities),
+    }
     return {
         "samples": int(len(labels)),
         "accuracy": float((predicted == labels).mean()) if len(labels) else 0.0,
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "absent_classes": [name for name, there in zip(class_names, present) if not there],
+        **(calibration if len(labels) else {}),
         "weighted_f1": float((f1 * support).sum() / max(support.sum(), 1)),
         "per_class": {
             name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
@@ -39,7 +46,8 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, class_
 def format_report(metrics: dict, title: str) -> str:
     """A plain-text table of the metrics, for the terminal."""
     lines = [
-        f"{title}: accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  weighted-F1 {metrics['weighted_f1']:.4f}  ({metrics['samples']} faces)"
+        f"{title}: accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  weighted-F1 {metrics['weighted_f1']:.4f}  "
+        f"ECE {metrics.get('ece_15_bins', float('nan')):.4f}  NLL {metrics.get('nll', float('nan')):.4f}  ({metrics['samples']} faces)"
     ]
     lines.append(f"  {'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for name, row in metrics["per_class"].items():

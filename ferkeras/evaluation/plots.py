@@ -1,4 +1,4 @@
-"""PNG figures: training curves, confusion matrices, most confident mistakes."""
+"""PNG figures: training curves, confusion matrices, most confident mistakes, reliability diagrams."""
 
 from __future__ import annotations
 
@@ -72,4 +72,20 @@ def plot_mistakes(images: np.ndarray, titles: list[str], path: Path, columns: in
         ax.imshow(image, cmap="gray", vmin=0, vmax=255)
         ax.set_title(title, fontsize=7)
     fig.suptitle("most confident mistakes (true -> predicted, confidence)")
+    _save(fig, path)
+
+
+def plot_reliability(labels: np.ndarray, curves: dict[str, np.ndarray], path: Path, bins: int = 15) -> None:
+    """Accuracy against confidence in ``bins`` bins for each named set of probabilities, with the diagonal."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], ":", color="gray", label="perfectly calibrated")
+    edges = np.linspace(0, 1, bins + 1)
+    for name, probabilities in curves.items():
+        confidence = probabilities.max(axis=1)
+        correct = probabilities.argmax(axis=1) == labels
+        which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+        used = [b for b in range(bins) if (which == b).sum() >= 5]  # bins of fewer faces say little
+        ax.plot([confidence[which == b].mean() for b in used], [correct[which == b].mean() for b in used], "o-", label=name)
+    ax.set(xlabel="confidence (top probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title="reliability")
+    ax.legend(loc="upper left")
     _save(fig, path)

@@ -12,7 +12,7 @@ from ferkeras.card import card_path, update_card
 from ferkeras.data.sources import load_split
 from ferkeras.errors import FerKerasError
 from ferkeras.evaluation.metrics import classification_metrics, format_report
-from ferkeras.evaluation.plots import plot_confusion, plot_mistakes
+from ferkeras.evaluation.plots import plot_confusion, plot_mistakes, plot_reliability
 from ferkeras.images import TTA_MODES, ten_crops, to_model_input
 from ferkeras.inference.predictor import Predictor
 from ferkeras.io import atomic_write_json, ensure_writable
@@ -72,6 +72,7 @@ def evaluate(
     counts = np.asarray(results["none"]["confusion_matrix"])
     plot_confusion(counts, predictor.class_names, out_dir / "confusion_matrix.png", normalise=False)
     plot_confusion(counts, predictor.class_names, out_dir / "confusion_matrix_normalised.png", normalise=True)
+    plot_reliability(faces.labels, {f"T = {predictor.temperature:g}": probabilities}, out_dir / "reliability_diagram.png")
     predicted = probabilities.argmax(axis=1)
     wrong = np.flatnonzero(predicted != faces.labels)
     worst = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:mistakes]
@@ -83,10 +84,14 @@ def evaluate(
     )
     if update_model_card:
         summary = {
-            mode: {k: results[mode][k] for k in ("accuracy", "macro_f1", "weighted_f1", "samples")}
+            mode: {
+                k: results[mode][k]
+                for k in ("accuracy", "macro_f1", "weighted_f1", "ece_15_bins", "nll", "samples")
+                if k in results[mode]
+            }
             for mode in TTA_MODES
             if mode in results
         }
         update_card(predictor.path, metrics={split: {"data": str(data), **summary}})
-    log.info(f"wrote {out_dir}/metrics.json, confusion_matrix*.png, mistakes.png")
+    log.info(f"wrote {out_dir}/metrics.json, confusion_matrix*.png, reliability_diagram.png, mistakes.png")
     return results

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ferkeras.artifacts import FORMATS, resolve_model_file
+from ferkeras.calibration import apply_temperature
 from ferkeras.card import card_path, read_card
 from ferkeras.errors import FerKerasError
 from ferkeras.inference.preprocess import prepare_faces
@@ -141,7 +142,9 @@ class Predictor:
 
     Use :meth:`load`; then :meth:`predict` takes gray or BGR face crops of any
     size (a list, or an (N, H, W[, C]) array) and returns (N, 7) probabilities
-    in the order of :attr:`class_names`.
+    in the order of :attr:`class_names`, calibrated by the card's temperature
+    where ``ferkeras calibrate`` fitted one (set :attr:`temperature` to 1 for the
+    model's own).
     """
 
     def __init__(self, path: Path, card: dict, backend):
@@ -156,6 +159,8 @@ class Predictor:
             prep = card.get("preprocessing", {})
             self.face_resize = int(prep.get("face_resize", self.input_size))
             self.crop = int(prep.get("center_crop", 0) or 0)
+            #: softmax temperature fitted by ``ferkeras calibrate`` (1: the model's own probabilities)
+            self.temperature = float(card.get("calibration", {}).get("temperature", 1.0))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise FerKerasError(f"{card_path(path)}: input size, channels or preprocessing unreadable ({exc!r})") from None
         self._check_card()
@@ -236,8 +241,9 @@ class Predictor:
             both = self.predict_prepared(np.concatenate([x, x[:, :, ::-1]]), batch_size)
             return (both[: len(x)] + both[len(x) :]) / 2
         if len(x) <= batch_size:
-            return self._backend(x)
-        return np.concatenate([self._backend(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+            return apply_temperature(self._backend(x), self.temperature)
+        chunks = [self._backend(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        return apply_temperature(np.concatenate(chunks), self.temperature)
 
     def predict(self, faces, batch_size: int = 256, flip: bool = False) -> np.ndarray:
         """(N, 7) probabilities for ``faces`` (gray/BGR crops of any size); ``flip``: see :meth:`predict_prepared`."""
