@@ -1,4 +1,4 @@
-"""Command line: ``ferkeras train | soup | ship | evaluate | calibrate | convert | bench | cam | summary``.
+"""Command line: ``ferkeras train | soup | ship | evaluate | calibrate | members | ensemble | convert | bench | cam | summary``.
 
 Each command imports TensorFlow (or the edge runtime) only when it runs, so
 ``ferkeras --help`` stays fast. A :class:`FerKerasError` (a user's mistake) or an
@@ -221,6 +221,39 @@ def evaluate(model, data, split, tta, output, skip_bad, update_card) -> None:
     from ferkeras.evaluation.report import evaluate as run_evaluation
 
     run_evaluation(model, data, split, tta, output, skip_bad, update_card)
+
+
+@main.command()
+@click.argument("model")
+@click.option("--output", required=True, help="Member folder (small files: commit it), e.g. teacher/members/NAME.")
+@click.option("--data", default=DEFAULT_DATA, show_default=True, help="Data root (class folders) or fer2013.csv.")
+@click.option("--split", "splits", multiple=True, type=click.Choice(SPLITS), help="Splits to store [default: val and train].")
+@click.option(
+    "--view", "views", multiple=True, type=click.Choice(TTA_MODES), help="Test-time views [default: all the model supports]."
+)
+@friendly_errors
+def members(model, output, data, splits, views) -> None:
+    """Store MODEL's probabilities on whole splits as an ensemble member (resumable)."""
+    from ferkeras.evaluation.members import store_member
+
+    record = store_member(model, data, output, splits or ("val", "train"), views or TTA_MODES)
+    click.echo(f"member {output}: {', '.join(sorted(record['files']))}")
+
+
+@main.command()
+@click.argument("member_folders", nargs=-1, required=True)
+@click.option("--data", default=DEFAULT_DATA, show_default=True, help="Data root the members were stored from.")
+@click.option("--split", default="val", show_default=True, type=click.Choice(SPLITS))
+@click.option("--view", default="flip", show_default=True, type=click.Choice(TTA_MODES), help="Which stored view to average.")
+@friendly_errors
+def ensemble(member_folders, data, split, view) -> None:
+    """Score the mean of stored members' probabilities (see ``ferkeras members``)."""
+    from ferkeras.evaluation.members import score_ensemble
+    from ferkeras.evaluation.metrics import format_report
+
+    click.echo(
+        format_report(score_ensemble(member_folders, data, split, view), f"{split}, mean of {len(member_folders)} ({view})")
+    )
 
 
 @main.command()

@@ -1,0 +1,106 @@
+"""Ensemble members as small files: a model's averaged probabilities on whole splits.
+
+A member folder holds, per split and test-time view, the model's probabilities
+for every face as float16 (``train_flip.npy``: 28,709 x 7, ~400 KB) and
+``member.json`` (the model, its card's essentials, the data checksum each file
+was computed on, val metrics per view). Such folders are small enough to commit,
+so an ensemble (a teacher for distillation) is the mean of members that each
+finished on some machine, whatever happened to the machines and their caches.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ferkeras.artifacts import resolve_model
+from ferkeras.card import portable_path, run_name
+from ferkeras.data.sources import load_split
+from ferkeras.errors import FerKerasError
+from ferkeras.evaluation.metrics import classification_metrics
+from ferkeras.evaluation.report import predict_with_tta
+from ferkeras.images import TTA_MODES
+from ferkeras.inference.predictor import Predictor
+from ferkeras.io import atomic_path, atomic_write_json, read_json
+
+log = logging.getLogger(__name__)
+MEMBER_FILE = "member.json"
+
+
+def _probability_file(folder: Path, split: str, view: str) -> Path:
+    return folder / f"{split}_{view}.npy"
+
+
+def store_member(model, data, output, splits=("val", "train"), views=("none", "flip", "tencrop")) -> dict:
+    """Write ``output``'s probability files for each split and view, skipping those already there.
+
+    Each file is written as soon as it is computed, so an interrupted run resumes
+    where it stopped. Returns the member record.
+    """
+    predictor = Predictor.load(resolve_model(model))
+    predictor.require_fer_classes()
+    output = Path(output)
+    record_path = output / MEMBER_FILE
+    record = read_json(record_path, "member record") if record_path.is_file() else {}
+    record.update(
+        model=run_name(predictor.path.parent),
+        data=portable_path(str(data)),
+        architecture=predictor.card.get("architecture", {}),
+        training_compute_seconds=predictor.card.get("training", {}).get("compute_seconds"),
+    )
+    record.setdefault("files", {})
+    views = [v for v in views if v != "tencrop" or predictor.crop]  # ten crops need a crop-trained model
+    for split in splits:
+        faces = load_split(data, split, predictor.face_resize)
+        checksum = faces.checksum()
+        for view in views:
+            target = _probability_file(output, split, view)
+            done = record["files"].get(target.name, {})
+            if target.is_file() and done.get("data_sha256") == checksum:
+                continue
+            probabilities = predict_with_tta(predictor, faces.images, view)
+            with atomic_path(target) as tmp:
+                np.save(tmp, probabilities.astype(np.float16))
+            entry = {
+                "split": split,
+                "view": view,
+                "faces": len(faces),
+                "face_size": predictor.face_resize,
+                "data_sha256": checksum,
+            }
+            if split == "val":
+                metrics = classification_metrics(faces.labels, probabilities)
+                entry.update(accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"])
+            record["files"][target.name] = entry
+            atomic_write_json(record_path, record)
+            log.info(f"{target}: {len(faces)} faces" + (f", accuracy {entry['accuracy']:.4f}" if "accuracy" in entry else ""))
+    return record
+
+
+def member_probabilities(folder: str | Path, split: str, view: str, data) -> tuple[np.ndarray, np.ndarray]:
+    """A member's stored float32 probabilities for ``split``/``view`` and the labels, checked against the data."""
+    folder = Path(folder)
+    record = read_json(folder / MEMBER_FILE, "member record")
+    name = _probability_file(folder, split, view).name
+    entry = record.get("files", {}).get(name)
+    if entry is None or not (folder / name).is_file():
+        raise FerKerasError(
+            f"{folder} has no {split} probabilities with view {view!r}: run ferkeras members with --split {split}"
+        )
+    faces = load_split(data, split, int(entry["face_size"]))
+    if entry.get("data_sha256") != faces.checksum():
+        raise FerKerasError(f"{folder / name} was computed on other {split} faces than {data}'s (data checksum differs)")
+    return np.load(folder / name).astype(np.float32), faces.labels
+
+
+def score_ensemble(members, data, split: str = "val", view: str = "flip") -> dict:
+    """Metrics of the mean of the members' stored probabilities on ``split``."""
+    if view not in TTA_MODES:
+        raise FerKerasError(f"view must be one of {', '.join(TTA_MODES)}, got {view!r}")
+    if not members:
+        raise FerKerasError("an ensemble needs at least one member folder")
+    loaded = [member_probabilities(m, split, view, data) for m in members]
+    labels = loaded[0][1]
+    return classification_metrics(labels, np.mean([probabilities for probabilities, _ in loaded], axis=0))

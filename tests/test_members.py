@@ -1,0 +1,51 @@
+"""Ensemble members as committed files: stored probabilities, resumed, checked against the data, averaged."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import invoke
+from synthetic import make_folder_dataset
+
+from ferkeras.errors import FerKerasError
+from ferkeras.evaluation.members import score_ensemble, store_member
+
+
+def test_a_member_stores_each_split_and_view_once(exported_model, tmp_path):
+    data = json.loads((exported_model / "model_card.json").read_text())["training"]["config"]["data"]["root"]
+    member = tmp_path / "member"
+    record = store_member(exported_model / "model.keras", data, member, splits=("val", "train"))
+    # the tiny model trained without crops: no ten-crop view
+    assert sorted(record["files"]) == ["train_flip.npy", "train_none.npy", "val_flip.npy", "val_none.npy"]
+    stored = np.load(member / "val_none.npy")
+    assert stored.dtype == np.float16 and stored.shape == (record["files"]["val_none.npy"]["faces"], 7)
+    assert record["files"]["val_none.npy"]["accuracy"] >= 0 and "accuracy" not in record["files"]["train_none.npy"]
+    stamps = {p.name: p.stat().st_mtime_ns for p in member.glob("*.npy")}
+    store_member(exported_model / "model.keras", data, member, splits=("val", "train"))
+    assert {p.name: p.stat().st_mtime_ns for p in member.glob("*.npy")} == stamps  # resumed: nothing redone
+    single = score_ensemble([member], data, "val", "none")
+    assert single["accuracy"] == pytest.approx(record["files"]["val_none.npy"]["accuracy"], abs=2e-3)  # float16 storage
+    assert score_ensemble([member, member], data, "val", "none")["accuracy"] == single["accuracy"]
+
+
+def test_members_refuse_other_data_and_missing_views(exported_model, tmp_path):
+    data = json.loads((exported_model / "model_card.json").read_text())["training"]["config"]["data"]["root"]
+    member = tmp_path / "member"
+    store_member(exported_model / "model_int8.tflite", data, member, splits=("val",), views=("none",))
+    other = make_folder_dataset(tmp_path / "other", per_class=3, size=32, seed=99)
+    with pytest.raises(FerKerasError, match="data checksum differs"):
+        score_ensemble([member], other, "val", "none")
+    with pytest.raises(FerKerasError, match="no val probabilities with view 'flip'"):
+        score_ensemble([member], data, "val", "flip")
+    result = invoke("ensemble", member, tmp_path / "nowhere", "--data", data, "--view", "none")
+    assert result.exit_code == 1 and "member record not found" in result.output
+
+
+def test_members_and_ensemble_commands(exported_model, tmp_path):
+    data = json.loads((exported_model / "model_card.json").read_text())["training"]["config"]["data"]["root"]
+    stored = invoke("members", exported_model / "model.onnx", "--output", tmp_path / "m", "--data", data, "--split", "val")
+    assert stored.exit_code == 0, stored.output
+    assert "val_flip.npy" in stored.output and "val_none.npy" in stored.output
+    scored = invoke("ensemble", tmp_path / "m", "--data", data)
+    assert scored.exit_code == 0, scored.output
+    assert scored.output.startswith("val, mean of 1 (flip): accuracy")
