@@ -19,6 +19,16 @@ def invoke(*args):
     return CliRunner().invoke(main, [str(arg) for arg in args])
 
 
+def train_smoke(data, output, *args):
+    """``ferkeras train --preset smoke`` on ``data`` into ``output``, with more arguments."""
+    return invoke("train", "--preset", "smoke", "--data", data, "--output", output, *args)
+
+
+def cam(model, source, *args):
+    """``ferkeras cam`` with ``model`` on ``source``, with more arguments."""
+    return invoke("cam", "--source", source, "--model", model, *args)
+
+
 SHARED = REPO.parent / "shared"
 
 

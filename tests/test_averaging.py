@@ -5,10 +5,9 @@ import json
 import keras
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import train_smoke
 from synthetic import make_folder_dataset
 
-from ferkeras.cli import main
 from ferkeras.models.resnet import batchnorm_layers
 from ferkeras.training import weight_averages
 from ferkeras.training.averaging import average_snapshots, recalibrate_batchnorm
@@ -63,23 +62,8 @@ def test_recalibration_sees_the_whole_spread_of_class_sorted_data():
 def test_a_phase_with_average_last_hands_on_the_average(tmp_path, capsys):
     data = make_folder_dataset(tmp_path / "data", per_class=10, size=32)
     run = tmp_path / "run"
-    runner = CliRunner()
-    common = [
-        "train",
-        "--preset",
-        "smoke",
-        "--data",
-        str(data),
-        "--output",
-        str(run),
-        "--set",
-        "phase1.epochs=3",
-        "--set",
-        "phase1.patience=0",
-        "--set",
-        "phase1.average_last=2",
-    ]
-    result = runner.invoke(main, common + ["--phase", "1"])
+    common = ["--set", "phase1.epochs=3", "--set", "phase1.patience=0", "--set", "phase1.average_last=2"]
+    result = train_smoke(data, run, *common, "--phase", "1")
     assert result.exit_code == 0, result.output
     assert "[phase1] average of epochs 2..3: val accuracy" in result.output
     phase1 = run / "phase1"
@@ -105,14 +89,14 @@ def test_a_phase_with_average_last_hands_on_the_average(tmp_path, capsys):
     assert rows[3] == f"| last 2 epochs, BatchNorm re-estimated | {average_scores} |"
 
     # phase 2 starts from the average (with 0 epochs its model is that starting point)
-    result = runner.invoke(main, common + ["--phase", "2", "--set", "phase2.epochs=0"])
+    result = train_smoke(data, run, *common, "--phase", "2", "--set", "phase2.epochs=0")
     assert result.exit_code == 0, result.output
     for started, averaged in zip(
         keras.models.load_model(run / "phase2" / "best.keras", compile=False).get_weights(), average.get_weights()
     ):
         np.testing.assert_array_equal(started, averaged)
 
-    changed = runner.invoke(main, common[:-1] + ["phase1.average_last=1", "--phase", "2", "--set", "phase2.epochs=0"])
+    changed = train_smoke(data, run, *common[:-1], "phase1.average_last=1", "--phase", "2", "--set", "phase2.epochs=0")
     assert changed.exit_code != 0 and "phase1 differ" in changed.output
 
 
@@ -162,28 +146,8 @@ def test_a_run_begun_before_newer_config_keys_still_resumes(tmp_path):
 def test_average_batchnorm_average_keeps_the_snapshots_statistics(tmp_path):
     data = make_folder_dataset(tmp_path / "data", per_class=6, size=32)
     run = tmp_path / "run"
-    result = CliRunner().invoke(
-        main,
-        [
-            "train",
-            "--preset",
-            "smoke",
-            "--data",
-            str(data),
-            "--output",
-            str(run),
-            "--phase",
-            "1",
-            "--set",
-            "phase1.epochs=2",
-            "--set",
-            "phase1.patience=0",
-            "--set",
-            "phase1.average_last=2",
-            "--set",
-            "phase1.average_batchnorm=average",
-        ],
-    )
+    settings = ["phase1.epochs=2", "phase1.patience=0", "phase1.average_last=2", "phase1.average_batchnorm=average"]
+    result = train_smoke(data, run, "--phase", "1", *[arg for setting in settings for arg in ("--set", setting)])
     assert result.exit_code == 0, result.output
     phase1 = run / "phase1"
     assert json.loads((phase1 / "state.json").read_text())["average"]["batchnorm"] == "average"

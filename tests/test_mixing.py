@@ -71,28 +71,11 @@ def test_mix_batch_with_both_uses_one_method_per_batch():
 def test_a_training_phase_with_mixing_runs(tmp_path):
     import json
 
-    from click.testing import CliRunner
+    from conftest import train_smoke
     from synthetic import make_folder_dataset
 
-    from ferkeras.cli import main
-
     data = make_folder_dataset(tmp_path / "data", per_class=6, size=32)
-    args = [
-        "train",
-        "--preset",
-        "smoke",
-        "--data",
-        str(data),
-        "--output",
-        str(tmp_path / "run"),
-        "--phase",
-        "1",
-        "--set",
-        "phase1.mixup=0.2",
-        "--set",
-        "phase1.cutmix=1.0",
-    ]
-    result = CliRunner().invoke(main, args)
+    result = train_smoke(data, tmp_path / "run", "--phase", "1", "--set", "phase1.mixup=0.2", "--set", "phase1.cutmix=1.0")
     assert result.exit_code == 0, result.output
     config = (tmp_path / "run" / "config.yaml").read_text()
     assert "mixup: 0.2" in config and "cutmix: 1.0" in config

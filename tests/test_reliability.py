@@ -18,11 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from conftest import invoke
+from conftest import cam, invoke, train_smoke
 from synthetic import make_csv_dataset, make_faces, make_folder_dataset
 
-from ferkeras.cli import main
 from ferkeras.data.sources import load_dataset, load_split
 from ferkeras.errors import FerKerasError
 from ferkeras.evaluation.metrics import classification_metrics
@@ -53,10 +51,6 @@ def _one_line_error(result, *fragments):
     return lines[0]
 
 
-def _train(args, data, output, *extra):
-    return invoke("train", "--preset", "smoke", "--data", data, "--output", output, *args, *extra)
-
-
 # 1. Data loss -----------------------------------------------------------------
 
 
@@ -65,23 +59,23 @@ def test_restart_never_deletes_a_folder_that_is_not_a_run(tiny, tmp_path):
     (folder / "sub").mkdir(parents=True)
     (folder / "thesis.tex").write_text("keep")
     for data in (tmp_path / "missing", tiny):
-        result = _train(["--phase", "1", "--restart"], data, folder)
+        result = train_smoke(data, folder, "--phase", "1", "--restart")
         _one_line_error(result, "does not hold a ferkeras run", "refusing to delete")
         assert (folder / "thesis.tex").read_text() == "keep" and (folder / "sub").is_dir()
 
 
 def test_restart_validates_inputs_first_and_removes_only_the_run(tiny, tmp_path):
     run = tmp_path / "run"
-    assert _train(["--phase", "1"], tiny, run).exit_code == 0
+    assert train_smoke(tiny, run, "--phase", "1").exit_code == 0
     (run / "notes.txt").write_text("mine")
     before = (run / "phase1" / "state.json").read_text()
-    result = _train(["--phase", "1", "--restart"], tmp_path / "missing", run)
+    result = train_smoke(tmp_path / "missing", run, "--phase", "1", "--restart")
     _one_line_error(result, "data path not found")
     assert (run / "phase1" / "state.json").read_text() == before  # nothing removed for a bad input
-    result = _train(["--phase", "1", "--restart", "--set", "phase1.init_from=" + str(tmp_path / "none.keras")], tiny, run)
+    result = train_smoke(tiny, run, "--phase", "1", "--restart", "--set", "phase1.init_from=" + str(tmp_path / "none.keras"))
     _one_line_error(result, "phase1.init_from", "model not found")
     assert (run / "phase1" / "state.json").read_text() == before
-    result = _train(["--phase", "1", "--restart"], tiny, run)
+    result = train_smoke(tiny, run, "--phase", "1", "--restart")
     assert result.exit_code == 0, result.output
     assert (run / "notes.txt").read_text() == "mine"  # not a file the run wrote
     assert (run / "phase1" / "state.json").exists()
@@ -91,12 +85,9 @@ def test_restart_validates_inputs_first_and_removes_only_the_run(tiny, tmp_path)
 def test_cam_refuses_to_overwrite_its_source(exported_model, sample_clip, tmp_path, option):
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(sample_clip.read_bytes())
-    result = invoke(
-        "cam",
-        "--source",
-        clip,
-        "--model",
+    result = cam(
         exported_model / "model_int8.tflite",
+        clip,
         "--no-display",
         option,
         tmp_path / "." / "clip.mp4",
@@ -106,12 +97,9 @@ def test_cam_refuses_to_overwrite_its_source(exported_model, sample_clip, tmp_pa
 
 
 def test_cam_refuses_two_outputs_with_one_name(exported_model, sample_clip, tmp_path):
-    result = invoke(
-        "cam",
-        "--source",
-        sample_clip,
-        "--model",
+    result = cam(
         exported_model / "model_int8.tflite",
+        sample_clip,
         "--no-display",
         "--csv",
         tmp_path / "a.txt",
@@ -126,7 +114,7 @@ def test_cam_refuses_two_outputs_with_one_name(exported_model, sample_clip, tmp_
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-.inf"])
 def test_config_numbers_must_be_finite(tiny, tmp_path, value):
-    result = _train(["--set", f"phase1.learning_rate={value}"], tiny, tmp_path / "run")
+    result = train_smoke(tiny, tmp_path / "run", "--set", f"phase1.learning_rate={value}")
     _one_line_error(result, "phase1.learning_rate must be a finite number")
     assert not (tmp_path / "run").exists()
 
@@ -134,7 +122,7 @@ def test_config_numbers_must_be_finite(tiny, tmp_path, value):
 def test_a_diverging_phase_stops_unfinished_with_valid_json(tiny, tmp_path):
     run = tmp_path / "run"
     args = ["--phase", "1", "--set", "phase1.optimizer=sgd", "--set", "phase1.epochs=2"]
-    result = _train(args + ["--set", "phase1.learning_rate=1e30"], tiny, run)
+    result = train_smoke(tiny, run, *args, "--set", "phase1.learning_rate=1e30")
     message = _one_line_error(result, "[phase1] stopped in epoch 1", "nan", "not finished", "lower phase1.learning_rate")
     assert "last good checkpoint: none" in message
     assert not (run / "phase1" / "last.keras").exists() and not (run / "model.keras").exists()
@@ -198,12 +186,9 @@ def test_cam_with_no_frames_writes_no_video_and_says_so(exported_model, tmp_path
     folder.mkdir()
     _, encoded = cv2.imencode(".jpg", np.full((64, 64, 3), 90, np.uint8))
     (folder / "cut.jpg").write_bytes(encoded.tobytes()[:300])  # truncated: no frame to read
-    result = invoke(
-        "cam",
-        "--source",
-        folder,
-        "--model",
+    result = cam(
         exported_model / "model_int8.tflite",
+        folder,
         "--no-display",
         "--output",
         tmp_path / "v.mp4",
@@ -230,9 +215,7 @@ def test_cam_with_no_frames_writes_no_video_and_says_so(exported_model, tmp_path
     ],
 )
 def test_cam_option_values_are_checked(exported_model, sample_clip, option, value, message):
-    result = invoke(
-        "cam", "--source", sample_clip, "--model", exported_model / "model_int8.tflite", "--no-display", option, value
-    )
+    result = cam(exported_model / "model_int8.tflite", sample_clip, "--no-display", option, value)
     _one_line_error(result, message)
 
 
@@ -274,22 +257,13 @@ def test_evaluate_refuses_a_model_with_other_classes(exported_model, tiny, tmp_p
 def test_os_errors_are_one_line_in_every_command(exported_model, tiny, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    runner = CliRunner()
-    model = str(exported_model / "model_int8.tflite")
-    _one_line_error(_train([], tiny, blocker / "run"), str(blocker))
-    _one_line_error(
-        runner.invoke(main, ["evaluate", "--model", model, "--data", tiny, "--output", blocker / "eval"]),
-        "cannot write to the output folder",
-        str(blocker),
-    )
-    _one_line_error(
-        runner.invoke(
-            main, ["cam", "--source", tiny / "val" / "happy", "--model", model, "--no-display", "--csv", blocker / "f.csv"]
-        ),
-        str(blocker),
-    )
-    _one_line_error(runner.invoke(main, ["bench", model, "--json", blocker / "b.json", "--runs", "2"]), str(blocker))
-    debug = runner.invoke(main, ["--debug", "evaluate", "--model", model, "--data", tiny, "--output", blocker / "e"])
+    model = exported_model / "model_int8.tflite"
+    _one_line_error(train_smoke(tiny, blocker / "run"), str(blocker))
+    evaluated = invoke("evaluate", "--model", model, "--data", tiny, "--output", blocker / "eval")
+    _one_line_error(evaluated, "cannot write to the output folder", str(blocker))
+    _one_line_error(cam(model, tiny / "val" / "happy", "--no-display", "--csv", blocker / "f.csv"), str(blocker))
+    _one_line_error(invoke("bench", model, "--json", blocker / "b.json", "--runs", "2"), str(blocker))
+    debug = invoke("--debug", "evaluate", "--model", model, "--data", tiny, "--output", blocker / "e")
     assert isinstance(debug.exception, FerKerasError)  # --debug lets the exception (and its traceback) through
 
 
@@ -327,30 +301,30 @@ def test_bad_config_files_are_one_line(tmp_path, content, message):
 
 
 def test_set_of_a_whole_section_is_one_line(tiny, tmp_path):
-    _one_line_error(_train(["--set", "phase1=3"], tiny, tmp_path / "run"), "phase1 is a section")
+    _one_line_error(train_smoke(tiny, tmp_path / "run", "--set", "phase1=3"), "phase1 is a section")
 
 
 def test_damaged_run_files_are_one_line(tiny, tmp_path):
     run = tmp_path / "run"
     args = ["--phase", "1", "--set", "phase1.epochs=2"]
-    assert _train(args, tiny, run).exit_code == 0
+    assert train_smoke(tiny, run, *args).exit_code == 0
     state = run / "phase1" / "state.json"
     good = state.read_text()
     state.write_text(good[:25])
-    _one_line_error(_train(args, tiny, run), "state.json is not valid JSON", "truncated", "--restart")
+    _one_line_error(train_smoke(tiny, run, *args), "state.json is not valid JSON", "truncated", "--restart")
     resumable = json.loads(good)
     resumable.update(epoch=1, finished=False)
     state.write_text(json.dumps(resumable))
     last = run / "phase1" / "last.keras"
     last.write_bytes(last.read_bytes()[:3000])
-    _one_line_error(_train(args, tiny, run), "cannot load checkpoint", "truncated or corrupt", "delete it")
+    _one_line_error(train_smoke(tiny, run, *args), "cannot load checkpoint", "truncated or corrupt", "delete it")
 
 
 def test_corrupt_init_from_model_is_one_line_before_anything_is_written(tiny, tmp_path):
     bad = tmp_path / "bad.keras"
     bad.write_text("junk")
     run = tmp_path / "run"
-    result = _train(["--phase", "1", "--set", f"phase1.init_from={bad}"], tiny, run)
+    result = train_smoke(tiny, run, "--phase", "1", "--set", f"phase1.init_from={bad}")
     _one_line_error(result, "phase1.init_from model", "truncated or corrupt")
     assert not run.exists()
 
@@ -494,12 +468,12 @@ def test_truncated_images_are_refused_not_half_decoded(tmp_path):
 
 def test_stale_temporaries_of_a_killed_save_are_removed_on_resume(tiny, tmp_path):
     run = tmp_path / "run"
-    assert _train(["--phase", "1"], tiny, run).exit_code == 0
+    assert train_smoke(tiny, run, "--phase", "1").exit_code == 0
     stale = run / "phase1" / ".last.abc123.tmp.keras"
     stale.write_bytes(b"half a model")
     keep = run / "phase1" / "notes.keras"
     keep.write_bytes(b"not ours")
-    assert _train(["--phase", "1"], tiny, run).exit_code == 0
+    assert train_smoke(tiny, run, "--phase", "1").exit_code == 0
     assert not stale.exists() and keep.exists()
     assert remove_stale_temps(tmp_path / "absent") == []
 

@@ -10,7 +10,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from conftest import invoke
+from conftest import cam
 
 from ferkeras.errors import FerKerasError
 from ferkeras.inference.runner import READ_RETRIES, WINDOW_HINT, FrameSource
@@ -64,12 +64,9 @@ def _video_info(path):
 
 def test_static_face_clip(exported_model, static_clip, tmp_path):
     out, table = tmp_path / "out.mp4", tmp_path / "frames.csv"
-    result = invoke(
-        "cam",
-        "--source",
-        static_clip,
-        "--model",
+    result = cam(
         exported_model / "model_int8.tflite",
+        static_clip,
         "--no-display",
         "--output",
         out,
@@ -109,12 +106,9 @@ def test_static_face_clip(exported_model, static_clip, tmp_path):
 
 def test_sample_clip_every_third_frame(exported_model, sample_clip, tmp_path):
     table = tmp_path / "frames.csv"
-    result = invoke(
-        "cam",
-        "--source",
-        sample_clip,
-        "--model",
+    result = cam(
         exported_model / "model_int8.tflite",
+        sample_clip,
         "--csv",
         table,
         "--output",
@@ -136,12 +130,9 @@ def test_sample_clip_every_third_frame(exported_model, sample_clip, tmp_path):
 
 
 def test_headless_display_request_keeps_working(exported_model, sample_clip, tmp_path):
-    result = invoke(
-        "cam",
-        "--source",
-        sample_clip,
-        "--model",
+    result = cam(
         exported_model / "model_int8.tflite",
+        sample_clip,
         "--display",
         "--max-frames",
         "5",
@@ -194,7 +185,7 @@ def test_sigterm_finalises_outputs(exported_model, sample_clip, tmp_path):
 
 @pytest.mark.parametrize("source, message", [("missing.mp4", "source not found"), ("99", "cannot open camera 99")])
 def test_unopenable_sources_are_one_line_errors(exported_model, source, message, tmp_path):
-    result = invoke("cam", "--source", source, "--model", exported_model / "model_int8.tflite", "--no-display")
+    result = cam(exported_model / "model_int8.tflite", source, "--no-display")
     assert result.exit_code != 0
     assert message in result.output and len(result.output.strip().splitlines()) == 1
 
