@@ -32,18 +32,25 @@ def negative_log_likelihood(labels: np.ndarray, probabilities: np.ndarray) -> fl
     return float(-np.log(np.clip(picked, _FLOOR, 1.0)).mean())
 
 
-def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> float:
-    """Mean gap between confidence and accuracy over ``bins`` equal-width confidence bins, weighted by count."""
+def reliability_bins(labels: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> list[tuple[int, float, float]]:
+    """(faces, mean confidence, accuracy) of each non-empty one of ``bins`` equal-width confidence bins."""
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    error = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            error += members.mean() * abs(confidence[members].mean() - correct[members].mean())
-    return float(error)
+    return [
+        (int((which == b).sum()), float(confidence[which == b].mean()), float(correct[which == b].mean()))
+        for b in range(bins)
+        if (which == b).any()
+    ]
+
+
+def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> float:
+    """Mean gap between confidence and accuracy over ``bins`` equal-width confidence bins, weighted by count."""
+    return float(
+        sum(count * abs(confidence - accuracy) for count, confidence, accuracy in reliability_bins(labels, probabilities, bins))
+        / len(labels)
+    )
 
 
 def fit_temperature(labels: np.ndarray, probabilities: np.ndarray) -> float:

@@ -27,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from bench_cam import read_frames  # noqa: E402  (scripts/ is on the path when a script runs)
 
 from ferkeras.artifacts import SHIPPED_MODELS, TFLITE_FILES, find_shipped_model  # noqa: E402
 from ferkeras.inference.auto import choose_model, cpu_identity  # noqa: E402
@@ -68,18 +69,6 @@ def median_ms(call, runs: int) -> float:
         call()
         times.append((time.perf_counter() - start) * 1000)
     return float(np.median(times))
-
-
-def read_frames(clip: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(clip))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
 
 
 def fps(frames: list[np.ndarray], step) -> tuple[float, int]:

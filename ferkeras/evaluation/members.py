@@ -79,8 +79,11 @@ def store_member(model, data, output, splits=("val", "train"), views=("none", "f
     return record
 
 
-def member_probabilities(folder: str | Path, split: str, view: str, data) -> tuple[np.ndarray, np.ndarray]:
-    """A member's stored float32 probabilities for ``split``/``view`` and the labels, checked against the data."""
+def member_probabilities(folder: str | Path, split: str, view: str, faces_at) -> tuple[np.ndarray, np.ndarray]:
+    """A member's stored float32 probabilities for ``split``/``view`` and the labels, checked against the data.
+
+    ``faces_at(size)`` gives the split's faces at that face size.
+    """
     folder = Path(folder)
     record = read_json(folder / MEMBER_FILE, "member record")
     name = _probability_file(folder, split, view).name
@@ -89,9 +92,9 @@ def member_probabilities(folder: str | Path, split: str, view: str, data) -> tup
         raise FerKerasError(
             f"{folder} has no {split} probabilities with view {view!r}: run ferkeras members with --split {split}"
         )
-    faces = load_split(data, split, int(entry["face_size"]))
+    faces = faces_at(int(entry["face_size"]))
     if entry.get("data_sha256") != faces.checksum():
-        raise FerKerasError(f"{folder / name} was computed on other {split} faces than {data}'s (data checksum differs)")
+        raise FerKerasError(f"{folder / name} was computed on other {split} faces than these (data checksum differs)")
     return np.load(folder / name).astype(np.float32), faces.labels
 
 
@@ -101,6 +104,12 @@ def score_ensemble(members, data, split: str = "val", view: str = "flip") -> dic
         raise FerKerasError(f"view must be one of {', '.join(TTA_MODES)}, got {view!r}")
     if not members:
         raise FerKerasError("an ensemble needs at least one member folder")
-    loaded = [member_probabilities(m, split, view, data) for m in members]
-    labels = loaded[0][1]
-    return classification_metrics(labels, np.mean([probabilities for probabilities, _ in loaded], axis=0))
+    loaded_faces: dict = {}  # the split is decoded once per face size, not once per member
+
+    def faces_at(size: int):
+        if size not in loaded_faces:
+            loaded_faces[size] = load_split(data, split, size)
+        return loaded_faces[size]
+
+    loaded = [member_probabilities(m, split, view, faces_at) for m in members]
+    return classification_metrics(loaded[0][1], np.mean([probabilities for probabilities, _ in loaded], axis=0))

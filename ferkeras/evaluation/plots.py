@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ferkeras.calibration import reliability_bins  # noqa: E402
 from ferkeras.io import atomic_path  # noqa: E402
 
 
@@ -79,13 +80,9 @@ def plot_reliability(labels: np.ndarray, curves: dict[str, np.ndarray], path: Pa
     """Accuracy against confidence in ``bins`` bins for each named set of probabilities, with the diagonal."""
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], ":", color="gray", label="perfectly calibrated")
-    edges = np.linspace(0, 1, bins + 1)
     for name, probabilities in curves.items():
-        confidence = probabilities.max(axis=1)
-        correct = probabilities.argmax(axis=1) == labels
-        which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-        used = [b for b in range(bins) if (which == b).sum() >= 5]  # bins of fewer faces say little
-        ax.plot([confidence[which == b].mean() for b in used], [correct[which == b].mean() for b in used], "o-", label=name)
+        used = [(c, a) for count, c, a in reliability_bins(labels, probabilities, bins) if count >= 5]  # fewer faces say little
+        ax.plot([c for c, _ in used], [a for _, a in used], "o-", label=name)
     ax.set(xlabel="confidence (top probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title="reliability")
     ax.legend(loc="upper left")
     _save(fig, path)

@@ -52,15 +52,15 @@ def cache_file() -> Path:
 
 def cpu_identity() -> dict:
     """The CPU's model name and a digest of its feature flags (what decides int8 speed)."""
-    name, flags = platform.processor() or platform.machine(), ""
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and name in ("", platform.machine(), platform.processor()):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())  # the first core's
     except OSError:
         pass
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    flags = fields.get("flags", "")
     simd = sorted({flag for flag in flags.split() if flag.startswith(("avx", "amx", "sse4", "fma"))})
     return {
         "model": name,
