@@ -1,4 +1,4 @@
-"""Command line: ``ferkeras train | soup | ship | evaluate | calibrate | members | ensemble | convert | bench | cam | summary``.
+"""Command line: ``ferkeras train | soup | ship | evaluate | calibrate | members | ensemble | convert | bench | cam | serve | summary``.
 
 Each command imports TensorFlow (or the edge runtime) only when it runs, so
 ``ferkeras --help`` stays fast. A :class:`FerKerasError` (a user's mistake) or an
@@ -25,6 +25,7 @@ from ferkeras.errors import FerKerasError, describe_os_error
 from ferkeras.images import TTA_MODES
 from ferkeras.inference.faces import DETECTORS
 from ferkeras.inference.smoothing import SMOOTHINGS
+from ferkeras.serve.settings import TOKEN_ENV, ServeSettings
 
 #: Set by ``ferkeras --debug`` (or FERKERAS_DEBUG=1): show tracebacks instead of one line.
 _DEBUG = {"on": False}
@@ -65,6 +66,16 @@ def _setup_logging(verbose: bool) -> None:
 
 def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _live_model(model: str, detector: str, threads: int):
+    """cam's and serve's ``--model``: ``auto`` is decided (and said) here."""
+    from ferkeras.inference.auto import resolve_live_model
+
+    model, why = resolve_live_model(model, detector, threads)
+    if why:
+        click.echo(why, err=True)
+    return model
 
 
 def friendly_errors(func):
@@ -378,12 +389,7 @@ def cam(
     from ferkeras.inference.runner import FrameSource, run
 
     frames = FrameSource(source)  # a bad source fails before the model loads
-    if model == "auto":
-        from ferkeras.inference.auto import choose_model
-
-        choice = choose_model(detector, threads)
-        click.echo(f"model auto: {choice.name}, {choice.reason}", err=True)
-        model = choice.path
+    model = _live_model(model, detector, threads)
     recognizer = Recognizer.load(
         model,
         detector=detector,
@@ -439,6 +445,61 @@ def bench(models, data, split, threads, runs, batch, json_path) -> None:
     click.echo(format_table(rows))
     if json_path:
         atomic_write_json(json_path, rows)
+
+
+@main.command()
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Interface to listen on; any other than loopback needs --token."
+)
+@click.option("--port", default=8000, show_default=True, help="TCP port.")
+@click.option(
+    "--model", default="auto", show_default=True, help="As in cam: a model file, folder or shipped model name, or auto."
+)
+@click.option("--detector", default=DETECTORS[0], show_default=True, type=click.Choice(DETECTORS))
+@click.option("--token", help=f"Bearer token every request must carry (or set {TOKEN_ENV}); required off loopback.")
+@click.option(
+    "--cors", multiple=True, metavar="ORIGIN", help="Let web pages from ORIGIN call the API (repeatable); off by default."
+)
+@click.option("--max-mb", default=8.0, show_default=True, help="Largest request body or stream frame, in MB.")
+@click.option("--max-pixels", default=ServeSettings.max_pixels, show_default=True, help="Largest image, width x height.")
+@click.option("--max-fps", default=ServeSettings.max_fps, show_default=True, help="Frames per second one stream may send.")
+@click.option("--max-sessions", default=ServeSettings.max_sessions, show_default=True, help="Concurrent streams.")
+@click.option("--engines", type=int, help="Models loaded side by side [default: CPU cores, at most 4].")
+@click.option("--smoothing", default=SMOOTHINGS[0], show_default=True, type=click.Choice(SMOOTHINGS), help="Streams' smoothing.")
+@click.option("--threshold", default=0.4, show_default=True, help="Below this confidence the label is 'uncertain'.")
+@friendly_errors
+def serve(
+    host, port, model, detector, token, cors, max_mb, max_pixels, max_fps, max_sessions, engines, smoothing, threshold
+) -> None:
+    """HTTP API, live WebSocket stream and a browser camera page (docs/serve.md)."""
+    try:
+        import uvicorn
+
+        from ferkeras.serve.app import create_app
+        from ferkeras.serve.engines import EnginePool
+    except ImportError as exc:
+        raise FerKerasError(
+            f"ferkeras serve needs the [serve] extra ({exc.name} is missing): pip install 'ferkeras[serve]'"
+        ) from None
+
+    extra = {} if engines is None else {"engines": engines}
+    settings = ServeSettings(
+        host, port, token, tuple(cors), int(max_mb * 1024 * 1024), max_pixels, max_fps, max_sessions, **extra
+    )
+    model = _live_model(model, detector, 1)
+    pool = EnginePool(model, settings.engines, detector=detector, smoothing=smoothing, threshold=threshold)
+    click.echo(
+        f"model: {pool.predictor.path} ({pool.predictor.format}, version {pool.model_info['version']}), {pool.size} engine(s)",
+        err=True,
+    )
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(
+        f"serving http://{shown}:{port}/ (camera page), /docs (API)" + (", token required" if settings.token else ""), err=True
+    )
+    config = uvicorn.Config(
+        create_app(pool, settings), host=host, port=port, ws_max_size=settings.max_bytes, log_level="warning", ws="websockets"
+    )
+    uvicorn.Server(config).run()
 
 
 @main.command()

@@ -164,6 +164,64 @@ def to_model_input(images: np.ndarray, channels: int, crop: int = 0) -> np.ndarr
     return np.repeat(images, channels, axis=-1) if channels > 1 else images
 
 
+#: Encoded formats :func:`sniff_image` recognises by their first bytes.
+SNIFFED_FORMATS = ("jpeg", "png", "webp")
+
+# JPEG start-of-frame markers (they carry the image size); C4, C8 and CC are other segments.
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_size(raw: bytes) -> tuple[int, int] | None:
+    position = 2
+    while position + 4 <= len(raw):
+        if raw[position] != 0xFF:
+            return None
+        marker = raw[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            position += 2
+            continue
+        (length,) = struct.unpack(">H", raw[position + 2 : position + 4])
+        if marker in _JPEG_SOF and position + 9 <= len(raw):
+            height, width = struct.unpack(">HH", raw[position + 5 : position + 9])
+            return width, height
+        if marker == 0xDA or length < 2:  # image data before any frame header
+            return None
+        position += 2 + length
+    return None
+
+
+def _webp_size(raw: bytes) -> tuple[int, int] | None:
+    chunk = raw[12:16]
+    if chunk == b"VP8 " and len(raw) >= 30 and raw[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", raw[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L" and len(raw) >= 25 and raw[20] == 0x2F:
+        bits = int.from_bytes(raw[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X" and len(raw) >= 30:
+        return int.from_bytes(raw[24:27], "little") + 1, int.from_bytes(raw[27:30], "little") + 1
+    return None
+
+
+def sniff_image(raw: bytes) -> tuple[str, int, int] | None:
+    """``(format, width, height)`` of an encoded JPEG, PNG or WebP from its header alone, else None.
+
+    For refusing a file by what it is (not what a client says it is) and by its
+    pixel count before decoding it: a small file can declare a huge image.
+    """
+    size = None
+    if raw[:3] == b"\xff\xd8\xff":
+        kind, size = "jpeg", _jpeg_size(raw)
+    elif raw[:8] == b"\x89PNG\r\n\x1a\n" and raw[12:16] == b"IHDR" and len(raw) >= 24:
+        kind, size = "png", struct.unpack(">II", raw[16:24])
+    elif raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
+        kind, size = "webp", _webp_size(raw)
+    return (kind, *size) if size else None
+
+
 def decode_image(data: np.ndarray, gray: bool = True) -> tuple[np.ndarray | None, str | None]:
     """Decode encoded image bytes (uint8 array) to uint8 gray or BGR.
 

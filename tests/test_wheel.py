@@ -37,6 +37,7 @@ def test_the_wheel_runs_cam_without_the_checkout(tmp_path, sample_clip):
     names = zipfile.ZipFile(wheel).namelist()
     for name in BUNDLED_FILES:
         assert f"ferkeras/bundled/{DEFAULT_MODEL}/{name}" in names
+    assert {"ferkeras/serve/page/index.html", "ferkeras/serve/page/app.js"} <= set(names)  # serve's page
     assert not [n for n in names if n.endswith((".keras", ".onnx"))]  # the live files only: a few MB
 
     # A fresh environment holding the wheel; its dependencies come from this one's

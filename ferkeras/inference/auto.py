@@ -161,3 +161,13 @@ def choose_model(detector: str = "blazeface", threads: int = 1, fps: float = TAR
     best, why = decide(candidates, fps)
     source = "timed just now" if timed else f"timings cached in {cache}"
     return Choice(best["name"], best["path"], f"{why} on {cpu['model']} ({source})")
+
+
+def resolve_live_model(
+    model: str | Path | None, detector: str = "blazeface", threads: int = 1
+) -> tuple[str | Path | None, str | None]:
+    """``auto`` -> (the chosen shipped model, a line saying why); any other value -> (itself, None)."""
+    if str(model) != "auto":
+        return model, None
+    choice = choose_model(detector, threads)
+    return choice.path, f"model auto: {choice.name}, {choice.reason}"

@@ -91,7 +91,7 @@ class Recognizer:
         self.threshold, self.padding, self.hysteresis, self.flip = threshold, padding, hysteresis, flip
         self._smoothing = (smoothing, alpha, window)
         self._max_missed = max_missed
-        self.tracker = IoUTracker(lambda: Smoother(*self._smoothing), max_missed=max_missed)
+        self.tracker = self.new_tracker()
         self.timings = {"detect": 0.0, "classify": 0.0, "smooth": 0.0}
 
     @classmethod
@@ -104,9 +104,13 @@ class Recognizer:
         path = resolve_model(model, prefer=LIVE_PREFERENCE)
         return cls(Predictor.load(path, threads=threads), make_detector(detector, min_size=min_face), **options)
 
+    def new_tracker(self) -> IoUTracker:
+        """A fresh tracker with this recognizer's smoothing, for :meth:`process` (one per video or stream)."""
+        return IoUTracker(lambda: Smoother(*self._smoothing), max_missed=self._max_missed)
+
     def reset(self) -> None:
         """Forget all tracks (e.g. at a scene cut or a new video)."""
-        self.tracker = IoUTracker(lambda: Smoother(*self._smoothing), max_missed=self._max_missed)
+        self.tracker = self.new_tracker()
 
     def _classify(self, gray: np.ndarray, boxes: list[Box]) -> np.ndarray:
         start = time.perf_counter()
@@ -127,8 +131,13 @@ class Recognizer:
         top = int(np.argmax(p))
         return self._result(None, box, p, p, top if p[top] >= self.threshold else None)
 
-    def process(self, frame: np.ndarray) -> list[FaceResult]:
-        """Faces in one video frame, tracked and smoothed across calls."""
+    def process(self, frame: np.ndarray, tracker: IoUTracker | None = None) -> list[FaceResult]:
+        """Faces in one video frame, tracked and smoothed across calls.
+
+        ``tracker`` (from :meth:`new_tracker`) holds the tracks of one stream, so
+        one recognizer can serve several streams in turn; default: its own.
+        """
+        tracker = self.tracker if tracker is None else tracker
         frame = to_bgr(frame, "frame")
         start = time.perf_counter()
         boxes = self.detector.detect(frame)
@@ -136,7 +145,7 @@ class Recognizer:
         raw = self._classify(to_gray(frame), boxes)
         start = time.perf_counter()
         results = []
-        for track, box, p in zip(self.tracker.assign(boxes), boxes, raw):
+        for track, box, p in zip(tracker.assign(boxes), boxes, raw):
             smoothed = track.smoother.update(p)
             shown = track.choose_label(smoothed, self.threshold, self.hysteresis)
             results.append(self._result(track.track_id, box, smoothed, p, shown))

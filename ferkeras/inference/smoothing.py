@@ -83,6 +83,10 @@ class IoUTracker:
         self.tracks: list[Track] = []
         self._next_id = 1
 
+    def clear(self) -> None:
+        """Forget every track; ids keep counting, so a face seen again gets a new one."""
+        self.tracks = []
+
     def assign(self, boxes: list[Box]) -> list[Track]:
         """Tracks for ``boxes`` (same order); unmatched old tracks age out."""
         pairs = sorted(((box.iou(t.box), i, j) for i, box in enumerate(boxes) for j, t in enumerate(self.tracks)), reverse=True)

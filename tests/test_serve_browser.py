@@ -1,0 +1,92 @@
+"""The camera page in a real browser: headless Chromium with a fake camera playing the bundled clip.
+
+Skipped with a message where Chromium or Playwright is missing (.ci/run installs both).
+"""
+
+import cv2
+import pytest
+from browser import free_port, keep_screenshot, launch, not_blank, require_browser, start_command, stop, write_y4m
+
+pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
+
+
+@pytest.fixture(scope="module")
+def camera_file(sample_clip, tmp_path_factory):
+    """Frames 215-274 of the clip (three or four faces) as the fake camera's Y4M."""
+    capture = cv2.VideoCapture(str(sample_clip))
+    frames = []
+    for index in range(275):
+        ok, frame = capture.read()
+        if ok and index >= 215:
+            frames.append(frame)
+    return write_y4m(frames, tmp_path_factory.mktemp("camera") / "clip.y4m")
+
+
+def test_page_draws_labels_from_the_fake_camera_and_recovers_when_the_server_returns(camera_file, tmp_path):
+    sync_api = require_browser()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    serve = ["serve", "--port", str(port), "--model", "fer2013_resnet18_cbam_small"]
+    server = start_command(serve, f"{url}/v1/health", tmp_path / "serve.log")
+    problems = []
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = launch(
+                playwright,
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={camera_file}",
+            )
+            page = browser.new_page(viewport={"width": 900, "height": 560})
+            page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.goto(url + "/")
+            page.wait_for_selector("#faces li[data-label]", timeout=45_000)
+            page.wait_for_function("document.querySelectorAll('#faces li').length >= 2", timeout=20_000)
+            assert page.get_attribute("body", "data-state") == "live"
+            labels = page.eval_on_selector_all("#faces li", "items => items.map(i => i.dataset.label)")
+            assert set(labels) <= {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise", "uncertain"}
+            ids = page.eval_on_selector_all("#faces li", "items => items.map(i => i.dataset.faceId)")
+            assert all(i.isdigit() for i in ids)
+            page.wait_for_timeout(2000)  # a few seconds of streaming: a representative FPS on the screenshot
+            assert page.inner_text("#fps") != "– FPS"
+            assert page.eval_on_selector_all("#legend li", "items => items.map(i => i.textContent)")[:2] == ["angry", "disgust"]
+            boxes_drawn = page.evaluate(
+                "() => { const c = document.getElementById('overlay'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+                " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }"
+            )
+            assert boxes_drawn > 500  # boxes, labels and bars on the overlay
+            shot = tmp_path / "serve_page.png"
+            page.screenshot(path=str(shot))
+            assert not_blank(shot) > 10
+            keep_screenshot(shot, "serve_page.png")
+
+            stop(server)  # the service goes away: the page says so and keeps trying
+            page.wait_for_function("document.body.dataset.state === 'offline'", timeout=15_000)
+            assert "Reconnecting" in page.inner_text("#message")
+            server = start_command(serve, f"{url}/v1/health", tmp_path / "serve.log")
+            page.wait_for_function("document.body.dataset.state === 'live'", timeout=30_000)
+            page.wait_for_selector("#faces li[data-label]", timeout=30_000)
+            browser.close()
+    finally:
+        stop(server)
+    assert not problems, problems
+
+
+def test_page_explains_a_refused_camera(tmp_path):
+    sync_api = require_browser()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_command(
+        ["serve", "--port", str(port), "--model", "fer2013_resnet18_cbam"], f"{url}/v1/health", tmp_path / "serve.log"
+    )
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = launch(playwright, "--use-fake-device-for-media-stream", "--deny-permission-prompts")
+            page = browser.new_page()
+            page.goto(url + "/")
+            page.wait_for_function("document.body.dataset.state === 'error'", timeout=20_000)
+            assert "Camera access was refused" in page.inner_text("#message")
+            browser.close()
+    finally:
+        stop(server)
