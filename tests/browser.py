@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import cv2
@@ -43,50 +38,6 @@ def write_y4m(frames: list[np.ndarray], path: Path, fps: int = 30) -> Path:
         for frame in frames:
             stream.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(url: str, seconds: float = 60, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(
-                f"the server exited with status {process.returncode}: {process.stderr.read() if process.stderr else ''}"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer within {seconds:.0f} s")
-
-
-def start_command(args: list[str], health_url: str, log: Path) -> subprocess.Popen:
-    """Start ``ferkeras ARGS`` and wait until ``health_url`` answers."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    with open(log, "ab") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ferkeras.cli", *args], stdout=output, stderr=subprocess.STDOUT, env=env
-        )
-    try:
-        wait_for(health_url, process=process)
-    except Exception:
-        process.kill()
-        raise RuntimeError(f"ferkeras {' '.join(args)} did not start: {log.read_text()[-2000:]}") from None
-    return process
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 def launch(playwright, *flags: str):

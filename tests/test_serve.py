@@ -278,3 +278,17 @@ def test_serve_runs_without_tensorflow():
         "EnginePool(None, 1); assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_bounded_load_through_a_real_server(tmp_path, sample_clip):
+    from ferkeras.serve.loadtest import ServerProcess, clip_frames, rss_mb, run_load, table
+
+    frames = clip_frames(sample_clip, step=25)
+    with ServerProcess("--model", "fer2013_resnet18_cbam", "--max-fps", "60", log=tmp_path / "serve.log") as server:
+        results = [run_load(server.url, mode, clients=4, seconds=2, frames=frames) for mode in ("http", "ws")]
+        assert rss_mb(server.process.pid) > 20
+    for result in results:
+        assert result["errors"] == 0, result["error_kinds"]
+        assert result["answered"] > 20 and result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
+    assert results[1]["skipped_frames"] == 0  # closed-loop clients under the rate limit lose no frame
+    assert "| ws | 4 |" in table(results)

@@ -5,9 +5,11 @@ Skipped with a message where Chromium or Playwright is missing (.ci/run installs
 
 import cv2
 import pytest
-from browser import free_port, keep_screenshot, launch, not_blank, require_browser, start_command, stop, write_y4m
+from browser import keep_screenshot, launch, not_blank, require_browser, write_y4m
 
 pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
+
+from ferkeras.serve.loadtest import ServerProcess  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +26,8 @@ def camera_file(sample_clip, tmp_path_factory):
 
 def test_page_draws_labels_from_the_fake_camera_and_recovers_when_the_server_returns(camera_file, tmp_path):
     sync_api = require_browser()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    serve = ["serve", "--port", str(port), "--model", "fer2013_resnet18_cbam_small"]
-    server = start_command(serve, f"{url}/v1/health", tmp_path / "serve.log")
+    server = ServerProcess("--model", "fer2013_resnet18_cbam_small", log=tmp_path / "serve.log").start()
+    url = server.url
     problems = []
     try:
         with sync_api.sync_playwright() as playwright:
@@ -61,32 +61,28 @@ def test_page_draws_labels_from_the_fake_camera_and_recovers_when_the_server_ret
             assert not_blank(shot) > 10
             keep_screenshot(shot, "serve_page.png")
 
-            stop(server)  # the service goes away: the page says so and keeps trying
+            server.stop()  # the service goes away: the page says so and keeps trying
             page.wait_for_function("document.body.dataset.state === 'offline'", timeout=15_000)
             assert "Reconnecting" in page.inner_text("#message")
-            server = start_command(serve, f"{url}/v1/health", tmp_path / "serve.log")
+            server.start()
             page.wait_for_function("document.body.dataset.state === 'live'", timeout=30_000)
             page.wait_for_selector("#faces li[data-label]", timeout=30_000)
             browser.close()
     finally:
-        stop(server)
+        server.stop()
     assert not problems, problems
 
 
 def test_page_explains_a_refused_camera(tmp_path):
     sync_api = require_browser()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = start_command(
-        ["serve", "--port", str(port), "--model", "fer2013_resnet18_cbam"], f"{url}/v1/health", tmp_path / "serve.log"
-    )
+    server = ServerProcess("--model", "fer2013_resnet18_cbam", log=tmp_path / "serve.log").start()
     try:
         with sync_api.sync_playwright() as playwright:
             browser = launch(playwright, "--use-fake-device-for-media-stream", "--deny-permission-prompts")
             page = browser.new_page()
-            page.goto(url + "/")
+            page.goto(server.url + "/")
             page.wait_for_function("document.body.dataset.state === 'error'", timeout=20_000)
             assert "Camera access was refused" in page.inner_text("#message")
             browser.close()
     finally:
-        stop(server)
+        server.stop()
