@@ -24,6 +24,8 @@ _LAZY = {
     "FaceResult": "ferkeras.inference.recognizer",
     "Recognizer": "ferkeras.inference.recognizer",
     "CLASS_NAMES": "ferkeras.labels",
+    "analyze": "ferkeras.analysis.api",
+    "Analysis": "ferkeras.analysis.api",
 }
 __all__ = ["__version__", *_LAZY]
 

@@ -34,6 +34,8 @@ RUNS_DIR = Path("~/.cache/ferkeras/runs")
 FOLDER_PREFERENCE = (KERAS_FILE, TFLITE_FILES["int8"], TFLITE_FILES["float16"], TFLITE_FILES["none"], ONNX_FILE)
 #: For live use, the fastest format present wins.
 LIVE_PREFERENCE = (TFLITE_FILES["int8"], TFLITE_FILES["float16"], TFLITE_FILES["none"], ONNX_FILE, KERAS_FILE)
+#: For offline analysis, the most faithful format the edge runtime runs wins (speed is not the point).
+ACCURATE_PREFERENCE = (TFLITE_FILES["none"], TFLITE_FILES["float16"], ONNX_FILE, TFLITE_FILES["int8"], KERAS_FILE)
 #: Only a Keras model can be converted, averaged or trained on.
 KERAS_ONLY = (KERAS_FILE,)
 

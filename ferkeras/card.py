@@ -36,6 +36,12 @@ def read_card(model_path: str | Path) -> dict:
     return card
 
 
+def val_accuracy(card: dict) -> float | None:
+    """The model's FER2013 val accuracy without test-time augmentation, as its card records it."""
+    value = card.get("metrics", {}).get("val", {}).get("none", {}).get("accuracy")
+    return float(value) if value is not None else None
+
+
 def write_card(model_path: str | Path, card: dict) -> Path:
     """Write the card beside ``model_path`` atomically; returns its path."""
     path = card_path(model_path)

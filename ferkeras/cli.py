@@ -448,6 +448,38 @@ def bench(models, data, split, threads, runs, batch, json_path) -> None:
 
 
 @main.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--output", required=True, help="Batch folder: one folder per video, summary.csv, report.html.")
+@click.option("--fps", default=5.0, show_default=True, help="Frames analysed per second of video time.")
+@click.option("--model", default="accurate", show_default=True, help="accurate: the most accurate shipped model; or as in cam.")
+@click.option("--detector", default=DETECTORS[0], show_default=True, type=click.Choice(DETECTORS))
+@click.option("--flip/--no-flip", default=True, show_default=True, help="Average each face with its mirror image.")
+@click.option("--reid/--no-reid", default=True, show_default=True, help="Give a face that returns within 5 s its old person id.")
+@click.option("--workers", default=1, show_default=True, help="Videos analysed in parallel on this machine.")
+@click.option("--cluster", metavar="ADDRESS", help="A Dask scheduler (tcp://HOST:8786) whose workers analyse the videos.")
+@click.option("--quiet", is_flag=True, help="No progress bars, only log lines.")
+@friendly_errors
+def analyze(sources, output, fps, model, detector, flip, reid, workers, cluster, quiet) -> None:
+    """Emotions over time in video files, folders of videos or lists of paths (docs/analyze.md)."""
+    try:
+        from ferkeras.analysis.batch import AnalyzeSettings, run_batch
+    except ImportError as exc:
+        raise FerKerasError(
+            f"ferkeras analyze needs the [analyze] extra ({exc.name} is missing): pip install 'ferkeras[analyze]'"
+        ) from None
+
+    settings = AnalyzeSettings(fps=fps, model=model, detector=detector, flip=flip, reid=reid)
+    summary = run_batch(sources, output, settings, workers, cluster, quiet)
+    counts = {status: sum(row["status"] == status for row in summary) for status in ("analysed", "done before", "failed")}
+    click.echo(", ".join(f"{n} {status}" for status, n in counts.items()) + f"; report: {Path(output) / 'report.html'}", err=True)
+    for row in summary:
+        if row["status"] == "failed":
+            click.echo(f"failed: {row['source']}: {row['error']}", err=True)
+    if counts["failed"] and not (counts["analysed"] + counts["done before"]):
+        sys.exit(1)
+
+
+@main.command()
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="Interface to listen on; any other than loopback needs --token."
 )

@@ -22,7 +22,7 @@ import numpy as np
 
 from ferkeras import __version__
 from ferkeras.artifacts import SHIPPED_MODELS, TFLITE_FILES, find_shipped_model
-from ferkeras.card import read_card
+from ferkeras.card import read_card, val_accuracy
 from ferkeras.errors import FerKerasError
 from ferkeras.io import atomic_write_json
 
@@ -143,7 +143,7 @@ def choose_model(detector: str = "blazeface", threads: int = 1, fps: float = TAR
         card = read_card(model_file)
         accuracy = card.get("artifacts", {}).get("tflite_int8", {}).get("parity", {}).get("accuracy")
         if accuracy is None:
-            accuracy = card.get("metrics", {}).get("val", {}).get("none", {}).get("accuracy", 0.0)
+            accuracy = val_accuracy(card) or 0.0
         entry_key = f"{key}/{name}/{model_file.stat().st_size}"
         timing = stored.get(entry_key)
         if not isinstance(timing, dict) or not {"classify_ms_per_face", "detect_ms"} <= set(timing):
