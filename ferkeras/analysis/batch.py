@@ -145,6 +145,21 @@ def finished(folder: Path, digest: str, key: str) -> dict | None:
     return record if record.get("sha256") == digest and record.get("settings_key") == key else None
 
 
+OUR_FILES = {VIDEO_FILE, FRAMES_CSV, FRAMES_PARQUET, TRACKS_CSV, TIMELINE_PNG, PEOPLE_DIR}
+
+
+def _ours(folder: Path) -> bool:
+    """A folder this command wrote (finished, or holding only files it writes), which a new result may replace."""
+    return (folder / VIDEO_FILE).is_file() or {entry.name for entry in folder.iterdir()} <= OUR_FILES
+
+
+def remove_stale_staging(out: Path) -> None:
+    """Remove the staging folders of a run that was killed (``.NAME.staging``, ``.NAME.old``)."""
+    for entry in out.iterdir():
+        if entry.is_dir() and entry.name.startswith(".") and entry.name.endswith((".staging", ".old")):
+            shutil.rmtree(entry)
+
+
 def write_video_folder(out: Path, name: str, payload: dict, record: dict) -> None:
     """Write one video's files into ``out/.name.staging``, then rename it to ``out/name``."""
     staging, final = out / f".{name}.staging", out / name
@@ -163,7 +178,7 @@ def write_video_folder(out: Path, name: str, payload: dict, record: dict) -> Non
         (staging / PEOPLE_DIR / f"{person}.jpg").write_bytes(jpeg)
     atomic_write_json(staging / VIDEO_FILE, record)  # last: its presence marks the folder complete
     if final.exists():
-        if not (final / VIDEO_FILE).is_file():
+        if not _ours(final):
             shutil.rmtree(staging)
             raise FerKerasError(f"{final} exists and is not a ferkeras analyze result; move it away or choose another --output")
         old = out / f".{name}.old"
@@ -254,6 +269,7 @@ def run_batch(
         raise FerKerasError(f"--workers must be at least 1, got {workers}")
     videos = expand_sources(sources)
     settings, key = resolve_settings(settings)
+    remove_stale_staging(out)
     names = folder_names(videos)
     rows: dict[Path, dict] = {}
     jobs, digests = [], {}
@@ -304,8 +320,12 @@ def run_batch(
                 log.warning(f"{video}: {payload['error']}")
             else:
                 record = _record(video, digests[video], key, settings, payload)
-                write_video_folder(out, names[video], payload, record)
-                rows[video] = _summary_row(names[video], video, record, "analysed")
+                try:
+                    write_video_folder(out, names[video], payload, record)
+                    rows[video] = _summary_row(names[video], video, record, "analysed")
+                except FerKerasError as exc:
+                    rows[video] = _summary_row(names[video], video, None, "failed", str(exc))
+                    log.warning(str(exc))
             bar.update(1)
     except KeyboardInterrupt:
         interrupted = True
