@@ -239,3 +239,28 @@ def test_the_python_api_and_bad_inputs(sample_clip, tmp_path):
     bad_list.write_text("# videos\nnot_here.mp4\n")
     result = invoke("analyze", bad_list, "--output", tmp_path / "o")
     assert result.exit_code == 1 and "lists 1 missing file(s), first: " in result.output
+
+
+def test_the_report_renders_in_a_real_browser(batch, tmp_path):
+    from browser import keep_screenshot, launch, not_blank, require_browser
+
+    sync_api = require_browser()
+    _folder, out, _ = batch
+    problems = []
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.on("console", lambda message: message.type in ("error", "warning") and problems.append(message.text))
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on("requestfailed", lambda request: problems.append(f"failed to load {request.url}"))
+        page.goto((out / "report.html").as_uri())
+        page.wait_for_load_state("load")
+        assert page.locator("h2").count() == 3 and page.locator("tr.failed").count() == 1
+        sizes = page.eval_on_selector_all("img", "images => images.map(i => i.naturalWidth)")
+        assert len(sizes) > 10 and min(sizes) > 0  # every timeline and thumbnail decoded
+        shot = tmp_path / "analyze_report.png"
+        page.screenshot(path=str(shot))
+        browser.close()
+    assert not problems, problems
+    assert not_blank(shot) > 10
+    keep_screenshot(shot, "analyze_report.png")

@@ -43,10 +43,6 @@ def _video_section(out: Path, row: dict) -> str:
         return ""
     tracks = pd.read_csv(folder / TRACKS_CSV)
     parts = [f'<h2 id="{name}">{name}</h2>', f'<p class="muted">{html.escape(row["source"])}</p>']
-    if (folder / TIMELINE_PNG).is_file():
-        parts.append(
-            f'<img class="timeline" alt="emotion timeline of {name}" src="{_data_uri(folder / TIMELINE_PNG, "image/png")}">'
-        )
     people = []
     for _, track in tracks.sort_values("seconds_visible", ascending=False).iterrows():
         picture = folder / str(track["thumbnail"])
@@ -56,6 +52,10 @@ def _video_section(out: Path, row: dict) -> str:
             f"{track['seconds_visible']:.1f} s, {track['first_seen_s']:.1f}-{track['last_seen_s']:.1f} s</div>"
         )
     parts.append(f'<div class="people">{"".join(people) or "<p>no faces found</p>"}</div>')
+    if (folder / TIMELINE_PNG).is_file():
+        parts.append(
+            f'<img class="timeline" alt="emotion timeline of {name}" src="{_data_uri(folder / TIMELINE_PNG, "image/png")}">'
+        )
     return "\n".join(parts)
 
 
