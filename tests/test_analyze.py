@@ -264,3 +264,51 @@ def test_the_report_renders_in_a_real_browser(batch, tmp_path):
     assert not problems, problems
     assert not_blank(shot) > 10
     keep_screenshot(shot, "analyze_report.png")
+
+
+def test_sampling_a_variable_frame_rate_file_by_timestamps(tmp_path):
+    """1 s at 30 fps, 1 s at 5 fps, 1 s at 15 fps in one file: samples land on video time, not frame counts."""
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="needs an ffmpeg binary to write a variable-rate file")
+    durations = [1 / 30] * 30 + [1 / 5] * 5 + [1 / 15] * 15
+    lines = []
+    for index, duration in enumerate(durations):
+        frame = np.full((64, 64, 3), 0, np.uint8)
+        cv2.putText(frame, str(index), (4, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2)
+        cv2.imwrite(str(tmp_path / f"{index:03d}.png"), frame)
+        lines += [f"file '{index:03d}.png'", f"duration {duration:.6f}"]
+    lines.append(f"file '{len(durations) - 1:03d}.png'")  # the concat demuxer needs the last file twice
+    (tmp_path / "list.txt").write_text("\n".join(lines) + "\n")
+    video = tmp_path / "vfr.mp4"
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-f",
+            "concat",
+            "-i",
+            "list.txt",
+            "-fps_mode",
+            "vfr",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(video),
+        ],
+        cwd=tmp_path,
+        check=True,
+    )
+    capture = cv2.VideoCapture(str(video))
+    stamps = []
+    while capture.grab():
+        stamps.append(capture.get(cv2.CAP_PROP_POS_MSEC) / 1000)
+    stamps = np.array(stamps)
+    assert len(np.unique(np.round(np.diff(stamps), 3))) >= 2  # the file really changes rate
+    sampled = list(sampled_frames(cv2.VideoCapture(str(video)), 5))
+    targets = np.arange(0, stamps[-1] + 1e-6, 0.2)
+    assert len(sampled) == len(targets) >= 15
+    for (index, stamp, _), target in zip(sampled, targets):
+        # the first frame at or after each 0.2 s step, by its timestamp, whatever the local frame rate
+        first = int(np.searchsorted(stamps, target - 1e-6))
+        assert index == first and np.isclose(stamp, stamps[first], atol=1e-3)
