@@ -138,7 +138,11 @@ def main(verbose: bool, debug: bool) -> None:
     type=click.Choice(PRECISIONS),
     help="auto (default): mixed_bfloat16 only on bfloat16 hardware (GPU >= 8.0, AVX512-BF16/AMX CPU).",
 )
-@click.option("--strategy", type=click.Choice(STRATEGIES), help="mirrored: all visible GPUs.")
+@click.option(
+    "--strategy",
+    type=click.Choice(STRATEGIES),
+    help="mirrored: all visible GPUs; multiworker: the machines in TF_CONFIG (docs/training.md).",
+)
 @click.option("--seed", type=int)
 @click.option("--skip-bad", is_flag=True, default=None, help="Skip unreadable images and bad CSV rows (warn with counts).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any config value, e.g. phase2.schedule=plateau.")

@@ -25,7 +25,7 @@ ATTENTIONS = ("cbam", "none")
 CLASS_WEIGHTINGS = ("none", "inverse", "sqrt-inverse")
 MONITORS = ("val_macro_f1", "val_accuracy", "val_loss")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
-STRATEGIES = ("default", "mirrored")
+STRATEGIES = ("default", "mirrored", "multiworker")
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "plateau", "constant")
 TRAINABLES = ("all", "attention_and_head")
@@ -144,7 +144,7 @@ class TrainConfig:
     # auto: mixed_bfloat16 where the hardware computes in bfloat16, else float32
     # (ferkeras.training.precision); a resumed phase keeps its checkpoint's precision
     precision: str = "auto"  # auto | float32 | mixed_bfloat16
-    strategy: str = "default"  # default | mirrored
+    strategy: str = "default"  # default | mirrored (all local GPUs) | multiworker (machines in TF_CONFIG)
     seed: int = 1337
     output_dir: str = "runs/default"
 

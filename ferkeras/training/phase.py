@@ -31,6 +31,7 @@ from ferkeras.training.callbacks import (
     save_model_atomic,
 )
 from ferkeras.training.distillation import distillation_targets
+from ferkeras.training.multiworker import check_same_start, shard_by_data
 from ferkeras.training.phases import compile_for_phase
 from ferkeras.training.run_card import best_epoch_row, build_card
 from ferkeras.training.run_folder import AVERAGE_MODEL, PHASES, phase_result
@@ -108,6 +109,7 @@ def run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str, 
     for stale in remove_stale_temps(phase_dir) + remove_stale_temps(run_dir):
         log.info("removed %s, left by an interrupted save", stale)
     state = load_state(phase_dir)
+    check_same_start(strategy, -1 if state and state.get("finished") else (state or {}).get("epoch", 0), phase)
     if state and state.get("finished"):
         log.info("%s already finished in %s; skipping", phase, phase_dir)
         return
@@ -158,6 +160,7 @@ def run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str, 
             targets=distillation_targets(settings, train, phase_dir, phase),
         )
         val_ds = make_dataset(val, batch_size=config.batch_size * 2, channels=config.data.channels, crop=config.data.crop)
+        train_ds, val_ds = shard_by_data(train_ds, strategy), shard_by_data(val_ds, strategy)
         guard = NonFiniteGuard()
         callbacks = [
             guard,

@@ -19,6 +19,7 @@ from ferkeras.config import TrainConfig
 from ferkeras.data.sources import load_dataset
 from ferkeras.errors import FerKerasError
 from ferkeras.models.files import check_keras_file
+from ferkeras.training.multiworker import multiworker_strategy, worker_folder
 from ferkeras.training.phase import resolve_init_path, run_phase
 from ferkeras.training.precision import native_bfloat16, resolve_precision
 from ferkeras.training.run_folder import PHASES, check_config, is_run_folder, remove_run
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 def _strategy(config: TrainConfig):
     if config.strategy == "mirrored":
         return tf.distribute.MirroredStrategy()
+    if config.strategy == "multiworker":
+        return multiworker_strategy()
     return tf.distribute.get_strategy()
 
 
@@ -52,6 +55,7 @@ def train(config: TrainConfig, phase: str = "all", restart: bool = False) -> Pat
     the data and every model the config names have been checked, only if the
     folder holds a ferkeras run, and only the files the run wrote.
     """
+    strategy = _strategy(config)  # first: the multi-worker strategy must start before other TensorFlow work
     run_dir = Path(config.output_dir).expanduser()
     if run_dir.exists() and not run_dir.is_dir():
         raise FerKerasError(f"--output {run_dir} is a file, not a folder")
@@ -65,6 +69,7 @@ def train(config: TrainConfig, phase: str = "all", restart: bool = False) -> Pat
     phases = PHASES if phase == "all" else (f"phase{phase}",)
     _check_sources(config, phases)
     splits = load_dataset(config.data.root, config.data.image_size, config.data.val_fraction, config.seed, config.data.skip_bad)
+    run_dir = worker_folder(run_dir, strategy, copy=not restart)  # non-chief workers write a scratch copy
     if restart and run_dir.is_dir():
         remove_run(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -74,7 +79,10 @@ def train(config: TrainConfig, phase: str = "all", restart: bool = False) -> Pat
     keras.mixed_precision.set_global_policy(precision)
     log.info(f"precision: {precision}" + (" (auto)" if config.precision == "auto" else ""))
     log.info("data: " + ", ".join(f"{name} {len(s)}" for name, s in splits.items()))
-    strategy = _strategy(config)
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is not None:
+        role = "chief" if run_dir == Path(config.output_dir).expanduser() else f"writing to {run_dir}"
+        log.info(f"strategy: multiworker, {strategy.num_replicas_in_sync} replicas; this is worker {resolver.task_id} ({role})")
     verbose = 1 if sys.stdout.isatty() else 2
     for name in phases:
         run_phase(config, name, run_dir, splits, strategy, verbose)
