@@ -367,6 +367,18 @@ def convert(
     show_default=True,
     help="Average each face with its mirror image: more accurate, twice the emotion-model time.",
 )
+@click.option(
+    "--pipeline/--no-pipeline",
+    default=True,
+    show_default=True,
+    help="Read and detect the next frame in a second thread while this one is classified (same results, faster).",
+)
+@click.option(
+    "--classify-every",
+    default=1,
+    show_default=True,
+    help="Classify a tracked face every N-th frame unless it moved (faster; labels agree less, docs/benchmarks.md).",
+)
 @friendly_errors
 def cam(
     source,
@@ -387,6 +399,8 @@ def cam(
     padding,
     threads,
     flip,
+    pipeline,
+    classify_every,
 ) -> None:
     """Live emotion recognition on a webcam, video, images or stream."""
     from ferkeras.inference.recognizer import Recognizer
@@ -406,11 +420,12 @@ def cam(
         hysteresis=hysteresis,
         padding=padding,
         flip=flip,
+        classify_every=classify_every,
     )
     if display is None:
         display = str(source).isdigit()
     click.echo(f"model: {recognizer.predictor.path} ({recognizer.predictor.format}), detector: {detector}", err=True)
-    stats = run(frames, recognizer, output, csv_path, jsonl, display, max_frames, every)
+    stats = run(frames, recognizer, output, csv_path, jsonl, display, max_frames, every, pipeline=pipeline)
     if not stats.frames:
         click.echo(f"no frames read from {source}" + ("; no video written" if output else ""), err=True)
     stages = ", ".join(f"{k} {1000 * v / max(stats.frames, 1):.1f}" for k, v in stats.seconds.items())

@@ -129,6 +129,31 @@ def test_sample_clip_every_third_frame(exported_model, sample_clip, tmp_path):
     assert _video_info(tmp_path / "o.mp4") == (275, 640, 360)
 
 
+def test_pipelined_runner_gives_the_plain_runners_rows_and_classify_every_calls_the_model_less(
+    exported_model, sample_clip, tmp_path
+):
+    tables = {}
+    for option in ("--pipeline", "--no-pipeline"):
+        tables[option] = tmp_path / f"{option}.csv"
+        result = cam(exported_model / "model_int8.tflite", sample_clip, "--csv", tables[option], "--max-frames", "120", option)
+        assert result.exit_code == 0, result.output
+    assert tables["--pipeline"].read_text() == tables["--no-pipeline"].read_text()
+
+    from ferkeras.inference.recognizer import Recognizer
+    from ferkeras.inference.runner import run
+
+    counts = {}
+    for every in (1, 3):
+        recognizer = Recognizer.load(exported_model / "model_int8.tflite", classify_every=every)
+        calls = []
+        classify = recognizer._classify
+        recognizer._classify = lambda gray, boxes, c=classify, calls=calls: calls.append(len(boxes)) or c(gray, boxes)
+        stats = run(str(sample_clip), recognizer, max_frames=120, quiet=True, pipeline=True)
+        counts[every] = (sum(calls), stats.faces)
+    assert counts[1][1] == counts[3][1]  # every face is still reported on every frame
+    assert counts[3][0] < 0.6 * counts[1][0]  # but classified about a third as often (more when faces move)
+
+
 def test_headless_display_request_keeps_working(exported_model, sample_clip, tmp_path):
     result = cam(
         exported_model / "model_int8.tflite",

@@ -19,7 +19,7 @@ from ferkeras.errors import FerKerasError
 from ferkeras.images import read_image, to_bgr, to_gray
 from ferkeras.inference.faces import Box, crop_face, make_detector
 from ferkeras.inference.predictor import Predictor
-from ferkeras.inference.smoothing import IoUTracker, Smoother
+from ferkeras.inference.smoothing import IoUTracker, Smoother, Track
 
 UNCERTAIN = "uncertain"
 
@@ -61,6 +61,11 @@ class Recognizer:
             cropping (FER2013 faces include some forehead and chin).
         flip: average each face with its mirror image (more accurate, twice
             the classifier time; see ``Predictor.predict_prepared``).
+        classify_every: classify a tracked face on every N-th frame only, reusing
+            its last output in between, unless it moved more than ``motion`` (of
+            its box side) since; 1 classifies every face on every frame. The
+            smoother averages several frames anyway (docs/benchmarks.md measures
+            what this costs in recall and label agreement).
     """
 
     def __init__(
@@ -75,6 +80,8 @@ class Recognizer:
         max_missed: int = 5,
         hysteresis: float = 0.15,
         flip: bool = False,
+        classify_every: int = 1,
+        motion: float = 0.1,
     ):
         Smoother(smoothing, alpha, window)  # validate the options now, not on the first face
         for name, value, low, high in (
@@ -86,6 +93,9 @@ class Recognizer:
                 raise FerKerasError(f"{name} must be between {low:g} and {high:g}, got {value}")
         if max_missed < 0:
             raise FerKerasError(f"max_missed must be >= 0, got {max_missed}")
+        if classify_every < 1:
+            raise FerKerasError(f"classify_every must be >= 1, got {classify_every}")
+        self.classify_every, self.motion = classify_every, motion
         self.predictor, self.detector = predictor, detector
         self.class_names = predictor.class_names
         self.threshold, self.padding, self.hysteresis, self.flip = threshold, padding, hysteresis, flip
@@ -131,24 +141,45 @@ class Recognizer:
         top = int(np.argmax(p))
         return self._result(None, box, p, p, top if p[top] >= self.threshold else None)
 
-    def process(self, frame: np.ndarray, tracker: IoUTracker | None = None) -> list[FaceResult]:
+    def detect(self, frame: np.ndarray) -> list[Box]:
+        """Face boxes in a BGR frame (the first half of :meth:`process`, for pipelines)."""
+        start = time.perf_counter()
+        boxes = self.detector.detect(to_bgr(frame, "frame"))
+        self.timings["detect"] += time.perf_counter() - start
+        return boxes
+
+    def _needs_classifying(self, track: Track, box: Box) -> bool:
+        if track.raw is None or track.reused + 1 >= self.classify_every:
+            return True
+        last = track.raw_box
+        side = max(last.w, last.h, 1)
+        shift = max(abs((box.x + box.w / 2) - (last.x + last.w / 2)), abs((box.y + box.h / 2) - (last.y + last.h / 2)))
+        return shift > self.motion * side or abs(box.w - last.w) > self.motion * side
+
+    def process(self, frame: np.ndarray, tracker: IoUTracker | None = None, boxes: list[Box] | None = None) -> list[FaceResult]:
         """Faces in one video frame, tracked and smoothed across calls.
 
         ``tracker`` (from :meth:`new_tracker`) holds the tracks of one stream, so
         one recognizer can serve several streams in turn; default: its own.
+        ``boxes``: this frame's faces when :meth:`detect` already ran (e.g. in
+        another thread).
         """
         tracker = self.tracker if tracker is None else tracker
         frame = to_bgr(frame, "frame")
-        start = time.perf_counter()
-        boxes = self.detector.detect(frame)
-        self.timings["detect"] += time.perf_counter() - start
-        raw = self._classify(to_gray(frame), boxes)
+        if boxes is None:
+            boxes = self.detect(frame)
+        tracks = tracker.assign(boxes)
+        fresh = [i for i, (track, box) in enumerate(zip(tracks, boxes)) if self._needs_classifying(track, box)]
+        raw = self._classify(to_gray(frame), [boxes[i] for i in fresh])
+        for i, p in zip(fresh, raw):
+            tracks[i].raw, tracks[i].raw_box, tracks[i].reused = p, boxes[i], -1
         start = time.perf_counter()
         results = []
-        for track, box, p in zip(tracker.assign(boxes), boxes, raw):
-            smoothed = track.smoother.update(p)
+        for track, box in zip(tracks, boxes):
+            track.reused += 1
+            smoothed = track.smoother.update(track.raw)
             shown = track.choose_label(smoothed, self.threshold, self.hysteresis)
-            results.append(self._result(track.track_id, box, smoothed, p, shown))
+            results.append(self._result(track.track_id, box, smoothed, track.raw, shown))
         self.timings["smooth"] += time.perf_counter() - start
         return results
 

@@ -11,7 +11,9 @@ import csv
 import json
 import logging
 import os
+import queue
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,12 +133,15 @@ class RunStats:
         return self.frames / self.wall if self.wall else 0.0
 
 
-def check_output_paths(source: FrameSource | str | Path | None, outputs: dict[str, str | Path | None]) -> None:
+def check_output_paths(source, outputs: dict[str, str | Path | None]) -> None:
     """Refuse outputs that would overwrite the input or each other, or that name a folder.
 
     ``outputs`` maps option names (``--output``) to paths (None: not requested).
     """
-    source_path = source.path if isinstance(source, FrameSource) else (Path(source) if source is not None else None)
+    if isinstance(source, (str, Path)):
+        source_path = Path(source)
+    else:  # a FrameSource, or any object with read() (its file, if it has one)
+        source_path = getattr(source, "path", None)
     seen: dict[Path, str] = {}
     for option, path in outputs.items():
         if not path:
@@ -255,6 +260,67 @@ class _Outputs:
         return (self.staged.publish(), None) if problem is None else (self.staged.keep_partial(), problem)
 
 
+class _Reader:
+    """Frames in order: ``(frame, timestamp, None)``; :meth:`Recognizer.process` detects."""
+
+    def __init__(self, frames: FrameSource, every: int, limit: float, stats: RunStats):
+        self.frames, self.stats = frames, stats
+
+    def next(self):
+        start = time.perf_counter()
+        item = self.frames.read()
+        self.stats.seconds["decode"] += time.perf_counter() - start
+        return None if item is None else (*item, None)
+
+    def close(self) -> None:
+        pass
+
+
+class _PipelinedReader(_Reader):
+    """Reads and detects in a thread, up to two frames ahead: ``(frame, timestamp, boxes)``."""
+
+    def __init__(self, frames: FrameSource, recognizer: Recognizer, every: int, limit: float, stats: RunStats):
+        super().__init__(frames, every, limit, stats)
+        self.queue: queue.Queue = queue.Queue(maxsize=2)
+        self.stopping = threading.Event()
+
+        def produce():
+            index = 0
+            try:
+                while not self.stopping.is_set() and index < limit:
+                    item = _Reader.next(self)
+                    if item is None:
+                        break
+                    frame, timestamp, _ = item
+                    boxes = recognizer.detect(frame) if index % every == 0 else None
+                    self._put((frame, timestamp, boxes))
+                    index += 1
+                self._put(None)
+            except BaseException as exc:  # handed to the consumer, which raises it
+                self._put(exc)
+
+        self.thread = threading.Thread(target=produce, name="ferkeras-detect", daemon=True)
+        self.thread.start()
+
+    def _put(self, item) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def next(self):
+        item = self.queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+
+
 def run(
     source,
     recognizer: Recognizer,
@@ -266,9 +332,14 @@ def run(
     every: int = 1,
     draw: bool | None = None,
     quiet: bool = False,
+    pipeline: bool = False,
 ) -> RunStats:
     """Process ``source`` (a path, camera index or URL, or a :class:`FrameSource`)
     until it ends, ``max_frames``, Ctrl-C or SIGTERM.
+
+    ``pipeline`` reads and detects the next frame in a second thread while this
+    one classifies, smooths and writes the current one (the runtimes release the
+    GIL, so two cores work at once); the results are the same as without.
 
     ``stats.written`` lists the files written: under their own names when the run
     ended normally or by a signal. When it failed, or an output came out short
@@ -303,15 +374,15 @@ def run(
     timings_before = dict(recognizer.timings)
     complete = False
     try:
-        while stop["signal"] is None and (max_frames is None or stats.frames < max_frames):
-            t0 = time.perf_counter()
-            item = frames.read()
-            stats.seconds["decode"] += time.perf_counter() - t0
+        limit = max_frames if max_frames is not None else float("inf")
+        read = _PipelinedReader(frames, recognizer, every, limit, stats) if pipeline else _Reader(frames, every, limit, stats)
+        while stop["signal"] is None and stats.frames < limit:
+            item = read.next()
             if item is None:
                 break
-            frame, timestamp = item
+            frame, timestamp, boxes = item
             if stats.frames % every == 0:
-                faces = recognizer.process(frame)
+                faces = recognizer.process(frame, boxes=boxes)
                 stats.processed += 1
             stats.faces += len(faces)
             now = time.perf_counter()
@@ -337,6 +408,8 @@ def run(
                 log.info(f"{stats.frames} frames, {stats.frames / (time.perf_counter() - start):.1f} FPS")
         complete = True
     finally:
+        if pipeline and "read" in locals():
+            read.close()
         stats.wall = time.perf_counter() - start
         stats.stopped_by = stop["signal"]
         stats.written, stats.partial = outputs.close(complete)

@@ -51,6 +51,9 @@ class Track:
     smoother: Smoother
     missed: int = 0
     shown: int | None = None  # class index on display; None = "uncertain"
+    raw: np.ndarray | None = None  # the latest classifier output for this face
+    raw_box: Box | None = None  # where the face was when ``raw`` was computed
+    reused: int = 0  # frames since ``raw`` was computed
 
     def choose_label(self, smoothed: np.ndarray, threshold: float, hysteresis: float) -> int | None:
         """The class to show, or None for "uncertain", with hysteresis both ways.
