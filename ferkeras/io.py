@@ -8,6 +8,7 @@ is strict JSON (``NaN`` and infinities become ``null``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -38,6 +39,15 @@ def current_umask() -> int:
 def file_mode() -> int:
     """The mode a plain ``open(path, "w")`` would give a new file (0644 with umask 022)."""
     return 0o666 & ~current_umask()
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in 4 MB blocks (videos and models can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextmanager

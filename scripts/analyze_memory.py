@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import cv2
+from bench_cam import read_frames  # scripts/ is on the path when a script runs
 
 from ferkeras.analysis.batch import AnalyzeSettings, run_batch
 from ferkeras.inference.auto import cpu_identity
@@ -23,14 +24,8 @@ CLIP = Path(__file__).resolve().parents[1] / "samples" / "stage_and_audience.mp4
 
 
 def make_long_video(path: Path, minutes: float) -> Path:
-    capture = cv2.VideoCapture(str(CLIP))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    fps = capture.get(cv2.CAP_PROP_FPS)
+    frames = read_frames(CLIP)
+    fps = cv2.VideoCapture(str(CLIP)).get(cv2.CAP_PROP_FPS)
     total = int(minutes * 60 * fps)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (frames[0].shape[1], frames[0].shape[0]))
     for index in range(total):

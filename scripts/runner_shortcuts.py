@@ -26,12 +26,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import cv2  # noqa: E402
 from bench_cam import LoopingSource, read_frames  # noqa: E402  (scripts/ is on the path when a script runs)
-from bench_vs_fer import FerModel, fps  # noqa: E402
+from bench_vs_fer import FerModel, fer_style_step, fps  # noqa: E402
 
 from ferkeras.inference.auto import cpu_identity, resolve_live_model  # noqa: E402
-from ferkeras.inference.faces import HaarDetector  # noqa: E402
 from ferkeras.inference.recognizer import Recognizer  # noqa: E402
 from ferkeras.inference.runner import run  # noqa: E402
 
@@ -99,16 +97,7 @@ def main() -> None:
             reference = recording.frames
         recall, agreement = compare(reference, recording.frames, run_options.get("every", 1))
         rows.append((name, best, recall, agreement))
-    fer = FerModel(Path(args.fer))
-    haar = HaarDetector(min_size=30)
-
-    def fer_step(frame):
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        boxes = haar.detect(gray)
-        for box in boxes:
-            fer.predict(gray[box.y : box.y + box.h, box.x : box.x + box.w])
-        return len(boxes)
-
+    fer_step = fer_style_step(FerModel(Path(args.fer)))
     fer_fps = max(fps(frames, fer_step)[0] for _ in range(args.repeat))
     cpu = cpu_identity()
     print(f"CPU: {cpu['model']}, {os.cpu_count()} cores; SIMD: {' '.join(cpu['simd'])}")

@@ -34,11 +34,11 @@ from ferkeras.analysis.layout import (
     VIDEO_FILE,
 )
 from ferkeras.analysis.sources import expand_sources
-from ferkeras.analysis.video import analyze_video, file_digest
+from ferkeras.analysis.video import analyze_video
 from ferkeras.artifacts import ACCURATE_PREFERENCE, SHIPPED_MODELS, find_shipped_model, resolve_model
 from ferkeras.card import read_card, val_accuracy
 from ferkeras.errors import FerKerasError
-from ferkeras.io import atomic_write_json, atomic_write_text, ensure_writable, read_json
+from ferkeras.io import atomic_write_json, atomic_write_text, ensure_writable, file_sha256, read_json
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def resolve_settings(settings: AnalyzeSettings) -> tuple[AnalyzeSettings, str]:
     """Settings with the model as a file path, and their key (the model file's hash included)."""
     model = most_accurate_model() if settings.model == ACCURATE else resolve_model(settings.model, ACCURATE_PREFERENCE)
     resolved = AnalyzeSettings(**{**asdict(settings), "model": str(model)})
-    record = {**asdict(resolved), "model": model.name, "model_sha256": file_digest(model)}
+    record = {**asdict(resolved), "model": model.name, "model_sha256": file_sha256(model)}
     return resolved, hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -275,7 +275,7 @@ def run_batch(
     jobs, digests = [], {}
     for video in videos:
         try:
-            digests[video] = file_digest(video)
+            digests[video] = file_sha256(video)
         except OSError as exc:
             rows[video] = _summary_row(names[video], video, None, "failed", f"{exc.strerror or exc}")
             continue

@@ -8,7 +8,6 @@ one frame at a time, a few numbers per face, and one thumbnail per person.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,15 +23,6 @@ from ferkeras.inference.recognizer import Recognizer
 #: Per-frame table columns before the probabilities (``p_<class>``).
 FRAME_COLUMNS = ["time_s", "time_ms", "frame", "person", "x", "y", "w", "h", "label", "confidence"]
 THUMBNAIL_SIZE = 96
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes (what decides whether a video was analysed before)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass

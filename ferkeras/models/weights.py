@@ -7,7 +7,6 @@ read here with numpy alone (no PyTorch, no pickle, no code execution).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
@@ -19,6 +18,7 @@ import keras
 import numpy as np
 
 from ferkeras.errors import FerKerasError
+from ferkeras.io import file_sha256
 
 IMAGENET_URL = "https://huggingface.co/timm/resnet18.tv_in1k/resolve/main/model.safetensors"
 IMAGENET_FILENAME = "resnet18_tv_in1k.safetensors"
@@ -114,14 +114,6 @@ def assign_torch_weights(model, tensors: dict[str, np.ndarray], source: str = "w
     return count
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fetch_imagenet_weights(url: str | None = None) -> Path:
     """Return the cached ImageNet weights file, downloading it once if needed.
 
@@ -147,8 +139,8 @@ def fetch_imagenet_weights(url: str | None = None) -> Path:
                 f"and save it as {target} (or pass weights=/path/to/file.safetensors)"
             ) from None
         os.replace(partial, target)
-        checksum_file.write_text(_sha256(target) + "\n")
-    elif checksum_file.exists() and checksum_file.read_text().strip() != _sha256(target):
+        checksum_file.write_text(file_sha256(target) + "\n")
+    elif checksum_file.exists() and checksum_file.read_text().strip() != file_sha256(target):
         raise FerKerasError(f"{target} does not match its recorded checksum {checksum_file}; delete both and retry")
     return target
 

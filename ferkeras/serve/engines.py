@@ -9,10 +9,8 @@ instead of the server starting unbounded work. A stream keeps its own tracker
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +19,7 @@ from ferkeras import __version__
 from ferkeras.errors import FerKerasError
 from ferkeras.images import decode_image, sniff_image
 from ferkeras.inference.recognizer import Recognizer
+from ferkeras.io import file_sha256
 
 
 class BadImage(FerKerasError):
@@ -55,14 +54,6 @@ def decode_upload(raw: bytes, max_pixels: int) -> np.ndarray:
     return image
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class EnginePool:
     """``size`` recognizers on the same model, lent out one request at a time."""
 
@@ -78,7 +69,7 @@ class EnginePool:
         card = self.predictor.card
         self.model_info = {
             "name": card.get("name", self.predictor.path.parent.name),
-            "version": _file_digest(self.predictor.path)[:12],
+            "version": file_sha256(self.predictor.path)[:12],
             "file": self.predictor.path.name,
             "folder": self.predictor.path.parent.name,
             "format": self.predictor.format,
