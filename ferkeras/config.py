@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from ferkeras.errors import FerKerasError
+from ferkeras.images import TTA_MODES
 from ferkeras.io import atomic_write_text
 
 #: The choices of each setting that takes a name; the CLI offers the same lists.
@@ -100,11 +101,13 @@ class PhaseConfig:
     # with both set, each batch uses one of the two (ferkeras.data.mixing)
     mixup: float = 0.0
     cutmix: float = 0.0
-    # a model (folder or file) whose flip-averaged predictions are blended into the
-    # targets: (1 - distill_weight) * label + distill_weight * teacher
-    # (ferkeras.training.distillation)
+    # the teacher whose predictions are blended into the targets: (1 - distill_weight)
+    # * label + distill_weight * teacher (ferkeras.training.distillation). A model
+    # (folder or file; flip-averaged), or member folders, comma-separated (the mean
+    # of their stored train probabilities for distill_view)
     distill_from: str | None = None
     distill_weight: float = 0.5
+    distill_view: str = "flip"
     # a .keras model (file or folder) the phase starts from instead of the previous
     # phase's result (phase 2) or a new model (phase 1): fine-tuning a finished
     # model, e.g. a weight soup, with another schedule or on other data
@@ -313,6 +316,7 @@ def validate(config: TrainConfig) -> None:
         choices[f"{phase}.schedule"] = (p.schedule, SCHEDULES)
         choices[f"{phase}.trainable"] = (p.trainable, TRAINABLES)
         choices[f"{phase}.average_batchnorm"] = (p.average_batchnorm, AVERAGE_BATCHNORM)
+        choices[f"{phase}.distill_view"] = (p.distill_view, TTA_MODES)
         if p.epochs < 0 or p.learning_rate <= 0:
             raise FerKerasError(f"config: {phase}.epochs must be >= 0 and learning_rate > 0")
         _check_range(f"{phase}.weight_decay", p.weight_decay, 0, None)

@@ -1,6 +1,7 @@
 """Distillation: soft targets from a real teacher model, cached per phase, through `ferkeras train`."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -71,3 +72,35 @@ def test_train_phase2_distils_from_a_teacher(tiny_model, tmp_path):
     assert card["training"]["config"]["phase2"]["distill_from"] == tiny_model.name
     bad = runner.invoke(main, common + ["--phase", "1", "--output", str(tmp_path / "other"), "--set", "phase1.distill_weight=2"])
     assert bad.exit_code != 0 and "phase1.distill_weight must be between 0 and 1" in bad.output
+
+
+def test_train_distils_from_stored_ensemble_members(tiny_model, tmp_path):
+    """Members are committed files: a student trains on their mean without any teacher model present."""
+    data = make_folder_dataset(tmp_path / "data", per_class=6, size=32)
+    runner = CliRunner()
+    member = tmp_path / "member_a"
+    stored = runner.invoke(
+        main, ["members", str(tiny_model), "--output", str(member), "--data", str(data), "--split", "train", "--view", "flip"]
+    )
+    assert stored.exit_code == 0, stored.output
+    shutil.copytree(member, tmp_path / "member_b")
+    teacher = f"{member},{tmp_path / 'member_b'}"
+    common = ["train", "--preset", "smoke", "--data", str(data), "--phase", "1"]
+    result = runner.invoke(main, [*common, "--output", str(tmp_path / "run"), "--set", f"phase1.distill_from={teacher}"])
+    assert result.exit_code == 0, result.output
+    assert "teacher: the mean of 2 member(s), view flip" in result.output
+    link = json.loads((tmp_path / "run" / "model_card.json").read_text())["training"]["teachers"][0]
+    assert link["view"] == "flip" and len(link["members"]) == 2
+    # members stored on other faces are refused by checksum; a view they lack, and a folder that is no member, too
+    other = make_folder_dataset(tmp_path / "other", per_class=6, size=32, seed=99)
+    for args, message in (
+        (["--data", str(other), "--set", f"phase1.distill_from={teacher}"], "checksum"),
+        (
+            ["--set", f"phase1.distill_from={teacher}", "--set", "phase1.distill_view=tencrop"],
+            "no train probabilities with view 'tencrop'",
+        ),
+        (["--set", f"phase1.distill_from={member},{tmp_path / 'nothing'}"], "is not an ensemble member folder"),
+    ):
+        refused = runner.invoke(main, [*common, "--output", str(tmp_path / "refused"), *args])
+        assert refused.exit_code == 1 and "phase1.distill_from" in refused.output and message in refused.output, refused.output
+        assert not (tmp_path / "refused").exists()  # refused before anything was written

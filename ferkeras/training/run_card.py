@@ -18,6 +18,7 @@ from ferkeras.data.sources import Split
 from ferkeras.errors import FerKerasError
 from ferkeras.labels import CLASS_NAMES
 from ferkeras.training.callbacks import load_state
+from ferkeras.training.distillation import member_folders
 from ferkeras.training.precision import native_bfloat16
 from ferkeras.training.run_folder import PHASES
 
@@ -56,7 +57,9 @@ def build_card(config: TrainConfig, splits: dict[str, Split], run_dir: Path, mod
     ancestors: dict = {}
     start = _initial_model_link(config, states, ancestors)
     teachers = [
-        _link(p, getattr(config, p).distill_from, ancestors) for p in PHASES if states[p] and getattr(config, p).distill_from
+        _link(p, getattr(config, p).distill_from, ancestors, getattr(config, p).distill_view)
+        for p in PHASES
+        if states[p] and getattr(config, p).distill_from
     ]
     # phases before the one that started from another model did not make this one
     counted = PHASES[PHASES.index(start["phase"]) :] if start else PHASES
@@ -122,8 +125,11 @@ def _initial_model_link(config: TrainConfig, states: dict, ancestors: dict) -> d
     return _link(phase, getattr(config, phase).init_from, ancestors) if phase else None
 
 
-def _link(phase: str, source: str, ancestors: dict) -> dict:
-    """Which model a phase used, by name; its card's lineage joins ``ancestors`` where it has one."""
+def _link(phase: str, source: str, ancestors: dict, view: str = "flip") -> dict:
+    """Which model (or ensemble members) a phase used, by name; a model card's lineage joins ``ancestors``."""
+    members = member_folders(source)
+    if members:
+        return {"phase": phase, "members": [portable_path(str(folder)) for folder in members], "view": view}
     name = run_name(source)
     try:
         add_ancestor(ancestors, name, read_card(resolve_model_file(source)).get("training", {}))

@@ -19,6 +19,7 @@ from ferkeras.config import TrainConfig
 from ferkeras.data.sources import load_dataset
 from ferkeras.errors import FerKerasError
 from ferkeras.models.files import check_keras_file
+from ferkeras.training.distillation import member_folders, members_probabilities
 from ferkeras.training.multiworker import multiworker_strategy, worker_folder
 from ferkeras.training.phase import resolve_init_path, run_phase
 from ferkeras.training.precision import native_bfloat16, resolve_precision
@@ -35,15 +36,19 @@ def _strategy(config: TrainConfig):
     return tf.distribute.get_strategy()
 
 
-def _check_sources(config: TrainConfig, phases: tuple[str, ...]) -> None:
-    """Fail now, not hours into a run, when a phase's ``init_from`` or ``distill_from`` is missing."""
+def _check_sources(config: TrainConfig, phases: tuple[str, ...], train_split) -> None:
+    """Fail now, not hours into a run, when a phase's ``init_from`` or ``distill_from`` is missing or does not fit."""
     for phase in phases:
         settings = getattr(config, phase)
         if settings.init_from:
             check_keras_file(resolve_init_path(settings.init_from, phase), f"{phase}.init_from model")
         if settings.distill_from:
             try:
-                resolve_model_file(settings.distill_from)
+                members = member_folders(settings.distill_from)
+                if members is None:
+                    resolve_model_file(settings.distill_from)
+                else:  # stored probabilities must be of exactly these training faces
+                    members_probabilities(members, settings.distill_view, train_split)
             except FerKerasError as exc:
                 raise FerKerasError(f"config: {phase}.distill_from: {exc}") from None
 
@@ -67,8 +72,8 @@ def train(config: TrainConfig, phase: str = "all", restart: bool = False) -> Pat
     if not restart:
         check_config(run_dir, config)
     phases = PHASES if phase == "all" else (f"phase{phase}",)
-    _check_sources(config, phases)
     splits = load_dataset(config.data.root, config.data.image_size, config.data.val_fraction, config.seed, config.data.skip_bad)
+    _check_sources(config, phases, splits["train"])
     run_dir = worker_folder(run_dir, strategy, copy=not restart)  # non-chief workers write a scratch copy
     if restart and run_dir.is_dir():
         remove_run(run_dir)
