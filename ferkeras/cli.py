@@ -481,7 +481,8 @@ def bench(models, data, split, threads, runs, batch, json_path) -> None:
 def analyze(sources, output, fps, model, detector, flip, reid, workers, cluster, quiet) -> None:
     """Emotions over time in video files, folders of videos or lists of paths (docs/analyze.md)."""
     try:
-        from ferkeras.analysis.batch import AnalyzeSettings, run_batch
+        from ferkeras.analysis.batch import AnalyzeSettings, run_batch, status_counts
+        from ferkeras.analysis.layout import REPORT_HTML
     except ImportError as exc:
         raise FerKerasError(
             f"ferkeras analyze needs the [analyze] extra ({exc.name} is missing): pip install 'ferkeras[analyze]'"
@@ -489,8 +490,9 @@ def analyze(sources, output, fps, model, detector, flip, reid, workers, cluster,
 
     settings = AnalyzeSettings(fps=fps, model=model, detector=detector, flip=flip, reid=reid)
     summary = run_batch(sources, output, settings, workers, cluster, quiet)
-    counts = {status: sum(row["status"] == status for row in summary) for status in ("analysed", "done before", "failed")}
-    click.echo(", ".join(f"{n} {status}" for status, n in counts.items()) + f"; report: {Path(output) / 'report.html'}", err=True)
+    counts = status_counts(summary)
+    said = ", ".join(f"{counts[status]} {status}" for status in ("analysed", "done before", "failed"))
+    click.echo(f"{said}; report: {Path(output) / REPORT_HTML}", err=True)
     for row in summary:
         if row["status"] == "failed":
             click.echo(f"failed: {row['source']}: {row['error']}", err=True)

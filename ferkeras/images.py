@@ -164,9 +164,6 @@ def to_model_input(images: np.ndarray, channels: int, crop: int = 0) -> np.ndarr
     return np.repeat(images, channels, axis=-1) if channels > 1 else images
 
 
-#: Encoded formats :func:`sniff_image` recognises by their first bytes.
-SNIFFED_FORMATS = ("jpeg", "png", "webp")
-
 # JPEG start-of-frame markers (they carry the image size); C4, C8 and CC are other segments.
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 

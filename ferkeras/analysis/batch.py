@@ -35,7 +35,7 @@ from ferkeras.analysis.layout import (
 )
 from ferkeras.analysis.sources import expand_sources
 from ferkeras.analysis.video import analyze_video
-from ferkeras.artifacts import ACCURATE_PREFERENCE, SHIPPED_MODELS, find_shipped_model, resolve_model
+from ferkeras.artifacts import ACCURATE_PREFERENCE, CARD_FILE, SHIPPED_MODELS, find_shipped_model, resolve_model
 from ferkeras.card import read_card, val_accuracy
 from ferkeras.errors import FerKerasError
 from ferkeras.io import atomic_write_json, atomic_write_text, ensure_writable, file_sha256, read_json
@@ -43,6 +43,14 @@ from ferkeras.io import atomic_write_json, atomic_write_text, ensure_writable, f
 log = logging.getLogger(__name__)
 
 ACCURATE = "accurate"
+#: A video's status in summary.csv, in the order they are reported.
+STATUSES = ("analysed", "done before", "failed", "not run")
+
+
+def status_counts(rows) -> dict[str, int]:
+    """How many summary rows have each of :data:`STATUSES`."""
+    rows = list(rows)
+    return {status: sum(row["status"] == status for row in rows) for status in STATUSES}
 
 
 @dataclass(frozen=True)
@@ -69,7 +77,7 @@ def most_accurate_model() -> Path:
         folder = find_shipped_model(name)
         if folder is None:
             continue
-        accuracy = val_accuracy(read_card(folder / "model_card.json")) or 0.0
+        accuracy = val_accuracy(read_card(folder / CARD_FILE)) or 0.0
         if accuracy > best_accuracy:
             best, best_accuracy = folder, accuracy
     if best is None:
@@ -284,9 +292,7 @@ def run_batch(
             rows[video] = _summary_row(names[video], video, record, "done before")
         else:
             jobs.append((str(video), settings))
-    log.info(
-        f"{len(videos)} video(s): {len(jobs)} to analyse, {len(videos) - len(jobs) - sum(r['status'] == 'failed' for r in rows.values())} done before"
-    )
+    log.info(f"{len(videos)} video(s): {len(jobs)} to analyse, {status_counts(rows.values())['done before']} done before")
     by_source = {str(v): v for v in videos}
     bar = tqdm(total=len(jobs), desc="videos", unit="video", disable=quiet or not jobs, position=0)
     current = {"bar": None}
@@ -367,6 +373,6 @@ def _write_batch(out: Path, summary: list[dict], settings: AnalyzeSettings, key:
     for column in ("analysed_frames", "people", "reidentified"):
         table[column] = table[column].astype("Int64")
     atomic_write_text(out / SUMMARY_CSV, table.to_csv(index=False))
-    counts = {status: sum(r["status"] == status for r in summary) for status in ("analysed", "done before", "failed", "not run")}
+    counts = status_counts(summary)
     atomic_write_json(out / BATCH_JSON, {"settings": asdict(settings), "settings_key": key, "counts": counts, "videos": summary})
-    write_report(out, summary)
+    write_report(out, summary, counts)

@@ -56,7 +56,7 @@ class Person:
     """One identity: its latest appearance, where and when it was last seen."""
 
     person_id: int
-    look: np.ndarray
+    look: np.ndarray | None
     box: Box
     last_seen: float
 
@@ -97,7 +97,7 @@ class IdentityTracker:
         active = {self.person_of_track[t.track_id] for t in tracks if t.track_id in self.person_of_track}
         ids = []
         for track, box in zip(tracks, boxes):
-            look = appearance(frame_bgr, box)
+            look = appearance(frame_bgr, box) if self.reid else None  # only re-identification compares looks
             person_id = self.person_of_track.get(track.track_id)
             if person_id is None:
                 self.started += 1

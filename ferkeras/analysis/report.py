@@ -59,8 +59,8 @@ def _video_section(out: Path, row: dict) -> str:
     return "\n".join(parts)
 
 
-def write_report(out: Path, summary: list[dict]) -> Path:
-    """Write ``out/report.html`` from the summary rows and the per-video folders."""
+def write_report(out: Path, summary: list[dict], counts: dict[str, int]) -> Path:
+    """Write ``out/report.html`` from the summary rows (``counts``: how many have each status) and the per-video folders."""
     columns = ["video", "status", "duration_s", "people", "dominant_emotion", "reidentified", "error"]
     header = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in columns)
     lines = []
@@ -73,7 +73,6 @@ def write_report(out: Path, summary: list[dict]) -> Path:
             for c in columns
         )
         lines.append(f"<tr{css}>{cells}</tr>")
-    counts = {status: sum(r["status"] == status for r in summary) for status in ("analysed", "done before", "failed", "not run")}
     said = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     body = [
         f"<h1>Emotion analysis: {len(summary)} video(s)</h1>",

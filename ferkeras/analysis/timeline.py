@@ -9,7 +9,7 @@ import pandas as pd
 
 from ferkeras.analysis.tables import probability_columns
 
-#: One colour per class, the same as the serve page's.
+#: One colour per class, for a white background (the serve page uses brighter ones on its dark one).
 COLORS = {
     "angry": "#e53935",
     "disgust": "#7cb342",

@@ -170,13 +170,14 @@ class Recognizer:
             boxes = self.detect(frame)
         tracks = tracker.assign(boxes)
         fresh = [i for i, (track, box) in enumerate(zip(tracks, boxes)) if self._needs_classifying(track, box)]
+        for track in tracks:
+            track.reused += 1
         raw = self._classify(to_gray(frame), [boxes[i] for i in fresh])
         for i, p in zip(fresh, raw):
-            tracks[i].raw, tracks[i].raw_box, tracks[i].reused = p, boxes[i], -1
+            tracks[i].raw, tracks[i].raw_box, tracks[i].reused = p, boxes[i], 0
         start = time.perf_counter()
         results = []
         for track, box in zip(tracks, boxes):
-            track.reused += 1
             smoothed = track.smoother.update(track.raw)
             shown = track.choose_label(smoothed, self.threshold, self.hysteresis)
             results.append(self._result(track.track_id, box, smoothed, track.raw, shown))

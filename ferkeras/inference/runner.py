@@ -263,7 +263,7 @@ class _Outputs:
 class _Reader:
     """Frames in order: ``(frame, timestamp, None)``; :meth:`Recognizer.process` detects."""
 
-    def __init__(self, frames: FrameSource, every: int, limit: float, stats: RunStats):
+    def __init__(self, frames: FrameSource, stats: RunStats):
         self.frames, self.stats = frames, stats
 
     def next(self):
@@ -280,7 +280,7 @@ class _PipelinedReader(_Reader):
     """Reads and detects in a thread, up to two frames ahead: ``(frame, timestamp, boxes)``."""
 
     def __init__(self, frames: FrameSource, recognizer: Recognizer, every: int, limit: float, stats: RunStats):
-        super().__init__(frames, every, limit, stats)
+        super().__init__(frames, stats)
         self.queue: queue.Queue = queue.Queue(maxsize=2)
         self.stopping = threading.Event()
 
@@ -373,9 +373,10 @@ def run(
     last = start
     timings_before = dict(recognizer.timings)
     complete = False
+    read = None
     try:
         limit = max_frames if max_frames is not None else float("inf")
-        read = _PipelinedReader(frames, recognizer, every, limit, stats) if pipeline else _Reader(frames, every, limit, stats)
+        read = _PipelinedReader(frames, recognizer, every, limit, stats) if pipeline else _Reader(frames, stats)
         while stop["signal"] is None and stats.frames < limit:
             item = read.next()
             if item is None:
@@ -408,7 +409,7 @@ def run(
                 log.info(f"{stats.frames} frames, {stats.frames / (time.perf_counter() - start):.1f} FPS")
         complete = True
     finally:
-        if pipeline and "read" in locals():
+        if read is not None:
             read.close()
         stats.wall = time.perf_counter() - start
         stats.stopped_by = stop["signal"]

@@ -22,7 +22,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from ferkeras import __version__
 from ferkeras.serve.engines import BadImage, EnginePool, decode_upload
-from ferkeras.serve.guard import SUBPROTOCOL, BodyTooLarge, Guard
+from ferkeras.serve.guard import SUBPROTOCOL, BodyTooLarge, Guard, error_detail
 from ferkeras.serve.settings import ServeSettings
 from ferkeras.serve.stream import TRY_AGAIN_LATER, StreamSession
 
@@ -91,7 +91,7 @@ IMAGE_BODY = {
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"status": status, "code": code, "message": message}}, status_code=status)
+    return JSONResponse({"error": error_detail(status, code, message)}, status_code=status)
 
 
 _HTTP_CODES = {
@@ -152,8 +152,8 @@ def create_app(pool: EnginePool, settings: ServeSettings) -> Guard:
         return _error(exc.status, exc.code, str(exc))
 
     @app.exception_handler(BodyTooLarge)
-    async def too_large(_request, _exc):
-        return _error(413, "too_large", f"the request body is over the limit of {settings.max_bytes:,} bytes")
+    async def too_large(_request, exc: BodyTooLarge):
+        return _error(413, "too_large", str(exc))
 
     @app.get("/v1/health", summary="Is the service up")
     async def health():

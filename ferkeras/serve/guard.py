@@ -29,12 +29,20 @@ LOCAL_HOST_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
 
 
 class BodyTooLarge(Exception):
-    pass
+    """A request body that passed the size limit while it was being read."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"the request body is over the limit of {limit:,} bytes")
+
+
+def error_detail(status: int, code: str, message: str) -> dict:
+    """What every refusal says, HTTP or stream: ``{"status", "code", "message"}`` (under ``"error"``)."""
+    return {"status": status, "code": code, "message": message}
 
 
 def error_body(status: int, code: str, message: str) -> bytes:
-    """The JSON every refusal carries: ``{"error": {"status", "code", "message"}}``."""
-    return json.dumps({"error": {"status": status, "code": code, "message": message}}).encode()
+    """The JSON body of an HTTP refusal: ``{"error": {"status", "code", "message"}}``."""
+    return json.dumps({"error": error_detail(status, code, message)}).encode()
 
 
 async def send_json_error(send, status: int, code: str, message: str, headers: list | None = None) -> None:
@@ -152,7 +160,7 @@ class Guard:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(limit)
             return message
 
         async def tracking_send(message):
@@ -162,6 +170,6 @@ class Guard:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
+        except BodyTooLarge as exc:  # raised outside the app's own handler
             if not started:
-                await send_json_error(send, 413, "too_large", f"the request body is over the limit of {limit:,} bytes")
+                await send_json_error(send, 413, "too_large", str(exc))

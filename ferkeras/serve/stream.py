@@ -24,6 +24,7 @@ import time
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ferkeras.serve.engines import BadImage, EnginePool, decode_upload
+from ferkeras.serve.guard import error_detail
 from ferkeras.serve.settings import ServeSettings
 
 #: WebSocket close codes (RFC 6455): policy violation, server overloaded.
@@ -47,7 +48,7 @@ class RateLimiter:
 
 
 def _error(frame: int | None, status: int, code: str, message: str) -> dict:
-    return {"type": "error", "frame": frame, "error": {"status": status, "code": code, "message": message}}
+    return {"type": "error", "frame": frame, "error": error_detail(status, code, message)}
 
 
 class StreamSession:

@@ -20,7 +20,7 @@ from ferkeras.data.sources import load_dataset
 from ferkeras.errors import FerKerasError
 from ferkeras.models.files import check_keras_file
 from ferkeras.training.distillation import member_folders, members_probabilities
-from ferkeras.training.multiworker import multiworker_strategy, worker_folder
+from ferkeras.training.multiworker import is_chief, multiworker_strategy, worker_folder
 from ferkeras.training.phase import resolve_init_path, run_phase
 from ferkeras.training.precision import native_bfloat16, resolve_precision
 from ferkeras.training.run_folder import PHASES, check_config, is_run_folder, remove_run
@@ -86,7 +86,7 @@ def train(config: TrainConfig, phase: str = "all", restart: bool = False) -> Pat
     log.info("data: " + ", ".join(f"{name} {len(s)}" for name, s in splits.items()))
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is not None:
-        role = "chief" if run_dir == Path(config.output_dir).expanduser() else f"writing to {run_dir}"
+        role = "chief" if is_chief(strategy) else f"writing to {run_dir}"
         log.info(f"strategy: multiworker, {strategy.num_replicas_in_sync} replicas; this is worker {resolver.task_id} ({role})")
     verbose = 1 if sys.stdout.isatty() else 2
     for name in phases:
