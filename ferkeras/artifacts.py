@@ -45,6 +45,11 @@ SHIPPED_MODELS = {
     "fer2013_resnet18_cbam": "the fast one: a quarter of the default's compute, 1.5 pp less accurate",
 }
 DEFAULT_MODEL = next(iter(SHIPPED_MODELS))
+#: Shipped models named by what they are for: ``--model accurate`` / ``realtime`` work wherever a model is named.
+MODEL_ROLES = {
+    "accurate": "fer2013_resnet18_cbam_small",
+    "realtime": "fer2013_resnet18_cbam",
+}
 #: The bundled copy's files (the wheel holds these for the default model only).
 BUNDLED_FILES = (TFLITE_FILES["int8"], CARD_FILE)
 
@@ -63,7 +68,8 @@ def model_search_path() -> list[Path]:
 
 
 def find_shipped_model(name: str) -> Path | None:
-    """The folder of the shipped model ``name``, or None."""
+    """The folder of the shipped model ``name`` (or role, :data:`MODEL_ROLES`), or None."""
+    name = MODEL_ROLES.get(name, name)
     for base in model_search_path():
         if (base / name / CARD_FILE).is_file():
             return base / name
@@ -89,7 +95,9 @@ def resolve_model_file(path: str | Path, prefer: tuple[str, ...] = FOLDER_PREFER
     if not path.exists() and len(path.parts) == 1 and not path.suffix:
         shipped = find_shipped_model(path.name)
         if shipped is None:
-            raise FerKerasError(f"model not found: {path} (not a file or folder; shipped models: {', '.join(SHIPPED_MODELS)})")
+            raise FerKerasError(
+                f"model not found: {path} (not a file or folder; shipped models: {', '.join([*MODEL_ROLES, *SHIPPED_MODELS])})"
+            )
         path = shipped
     if path.is_dir():
         for name in prefer:

