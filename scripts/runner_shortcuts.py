@@ -42,6 +42,8 @@ VARIANTS = {
     "classify every 3": ({"classify_every": 3}, {}),
     "pipeline + classify every 2": ({"classify_every": 2}, {"pipeline": True}),
     "every 2 (carry)": ({}, {"every": 2}),
+    "short-range detector": ({"detector": "blazeface-short"}, {}),
+    "pipeline + short-range detector": ({"detector": "blazeface-short"}, {"pipeline": True}),
 }
 
 
