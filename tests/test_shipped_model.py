@@ -41,9 +41,8 @@ def test_everything_shipped_fits_in_60_mb():
 def test_shipped_files_and_card(folder):
     card = read_card(folder)
     assert card["class_names"] == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
-    # the default model ships every export; a second one may leave ONNX out to keep the folder small
-    exports = ("tflite_int8", "tflite_float16", "onnx") if folder == SHIPPED else ("tflite_int8", "tflite_float16")
-    for key in exports:
+    # ONNX is left out to keep saved_models/ under 60 MB (`ferkeras convert --onnx` makes it)
+    for key in ("tflite_int8", "tflite_float16"):
         parity = card["artifacts"][key]["parity"]
         if key == "tflite_int8":
             # issue 5's bar is val accuracy within 0.5 pp of Keras; agreement is lower for
