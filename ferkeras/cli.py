@@ -306,13 +306,29 @@ def calibrate(model, data, split, output) -> None:
     "--calibration-samples", type=int, help="Training faces for int8 calibration [default: as the model's card says, else 500]."
 )
 @click.option(
+    "--calibration-trim",
+    type=click.FloatRange(0.5, 1.0),
+    help="Leave out calibration faces whose activations pass this per-layer quantile (1.0: none) "
+    "[default: as the model's card says, else 0.95].",
+)
+@click.option(
     "--int8-float-ops",
     help="Comma-separated TFLite op types an int8 model keeps in float32 ('' for none) "
     "[default: as the model's card says (its last int8 export, else its config's export section)].",
 )
 @friendly_errors
 def convert(
-    model, tflite, quantize, onnx, saved_model, data, parity_split, parity_samples, calibration_samples, int8_float_ops
+    model,
+    tflite,
+    quantize,
+    onnx,
+    saved_model,
+    data,
+    parity_split,
+    parity_samples,
+    calibration_samples,
+    calibration_trim,
+    int8_float_ops,
 ) -> None:
     """Export to TFLite/ONNX/SavedModel beside the model, with a parity check each."""
     from ferkeras.config import parse_float_ops
@@ -330,6 +346,7 @@ def convert(
         parity_samples,
         calibration_samples,
         None if int8_float_ops is None else parse_float_ops(int8_float_ops, "--int8-float-ops"),
+        calibration_trim,
     )
 
 

@@ -124,10 +124,14 @@ class ExportConfig:
 
     # TFLite op types the int8 model computes in float32: CBAM's attention (MUL,
     # LOGISTIC, MEAN, REDUCE_MAX, CONCATENATION, SUM) and the residual ADDs. Keeping
-    # them in float cost the shipped default 0.42 pp against 1.34 pp with MUL alone
-    # (docs/recipe.md); comma-separated, "" for a fully int8 model.
+    # them in float cost the shipped default 0.42 pp against 1.34 pp with MUL alone,
+    # both with untrimmed calibration (docs/recipe.md); comma-separated, "" for a
+    # fully int8 model.
     int8_float_ops: str = "MUL,ADD,LOGISTIC,MEAN,REDUCE_MAX,CONCATENATION,SUM"
     calibration_samples: int = 500  # training faces that calibrate the int8 ranges
+    # Leave out faces above this per-layer quantile of activation maxima (1.0: none);
+    # why in ferkeras/export/calibration.py.
+    calibration_trim: float = 0.95
 
 
 @dataclass
@@ -348,6 +352,7 @@ def validate(config: TrainConfig) -> None:
     _check_range("model.bn_momentum", config.model.bn_momentum, 0, 1, open_ends=(False, True))
     parse_float_ops(config.export.int8_float_ops)
     _check_range("export.calibration_samples", config.export.calibration_samples, 1, None)
+    _check_range("export.calibration_trim", config.export.calibration_trim, 0.5, 1.0)
     for item in dataclasses.fields(config.augment):
         _check_range(f"augment.{item.name}", getattr(config.augment, item.name), 0, 1)
 

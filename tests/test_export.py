@@ -105,6 +105,8 @@ def test_int8_float_ops_option(tiny_model):
             "30",
             "--calibration-samples",
             "16",
+            "--calibration-trim",
+            "0.9",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -113,19 +115,53 @@ def test_int8_float_ops_option(tiny_model):
     again = runner.invoke(main, ["convert", "--model", str(tiny_model), "--quantize", "int8", "--parity-samples", "30"])
     assert again.exit_code == 0, again.output
     made = _card(tiny_model)["artifacts"]["tflite_int8"]
-    assert made["float_ops"] == ["MUL", "MEAN"] and made["calibration_samples"] == 16
+    assert made["float_ops"] == ["MUL", "MEAN"] and made["calibration_samples"] == 16 and made["calibration_trim"] == 0.9
 
 
 def test_int8_settings_come_from_the_card_then_the_config():
     from ferkeras.config import ExportConfig, parse_float_ops
     from ferkeras.export.workflow import int8_settings
 
-    assert int8_settings({}) == {"float_ops": parse_float_ops(ExportConfig().int8_float_ops), "calibration_samples": 500}
-    configured = {"training": {"config": {"export": {"int8_float_ops": "MUL", "calibration_samples": 64}}}}
-    assert int8_settings(configured) == {"float_ops": ("MUL",), "calibration_samples": 64}
+    defaults = ExportConfig()
+    assert int8_settings({}) == {
+        "float_ops": parse_float_ops(defaults.int8_float_ops),
+        "calibration_samples": 500,
+        "calibration_trim": defaults.calibration_trim,
+    }
+    export = {"int8_float_ops": "MUL", "calibration_samples": 64, "calibration_trim": 0.9}
+    configured = {"training": {"config": {"export": export}}}
+    assert int8_settings(configured) == {"float_ops": ("MUL",), "calibration_samples": 64, "calibration_trim": 0.9}
     made = {**configured, "artifacts": {"tflite_int8": {"float_ops": ["ADD"], "calibration_samples": 32}}}
-    assert int8_settings(made) == {"float_ops": ("ADD",), "calibration_samples": 32}
-    assert int8_settings(made, ("SUM",), 8) == {"float_ops": ("SUM",), "calibration_samples": 8}
+    # an export recorded before faces were trimmed drew them at random
+    assert int8_settings(made) == {"float_ops": ("ADD",), "calibration_samples": 32, "calibration_trim": 1.0}
+    assert int8_settings(made, ("SUM",), 8, 0.8) == {"float_ops": ("SUM",), "calibration_samples": 8, "calibration_trim": 0.8}
+
+
+def test_calibration_leaves_out_a_face_with_extreme_activations(tiny_model):
+    from ferkeras.data.sources import Split
+    from ferkeras.export.calibration import calibration_faces, layer_extremes
+    from ferkeras.inference.predictor import Predictor
+    from ferkeras.models.files import load_keras_model
+
+    reference = Predictor.load(tiny_model / "model.keras")
+    rng = np.random.default_rng(3)
+    size = reference.face_resize
+    images = rng.integers(90, 160, (40, size, size), dtype=np.uint8)
+    images[7] = np.tile(np.array([0, 255], np.uint8), size * size // 2).reshape(size, size)  # a harsh checkerboard
+    train = Split("train", images, np.zeros(40, np.int32), [f"face {i}" for i in range(40)])
+    x = reference.prepare(images)
+    extremes = layer_extremes(load_keras_model(tiny_model / "model.keras"), x)
+    assert extremes.shape[0] == 40 and extremes[7].max() == extremes.max()
+
+    def picked(trim):
+        faces = calibration_faces(tiny_model / "model.keras", train, reference.prepare, 10, trim)
+        return {int(np.flatnonzero((x == face).all(axis=(1, 2, 3)))[0]) for face in faces}
+
+    trimmed = picked(0.9)
+    assert len(trimmed) == 10 and 7 not in trimmed
+    score = (extremes / np.quantile(extremes, 0.9, axis=0)).max(axis=1)
+    assert score[sorted(trimmed)].max() <= np.sort(score)[9]  # the ten nearest to typical
+    assert len(picked(1.0)) == 10
 
 
 @pytest.mark.parametrize("name", ["fer2013_resnet18_cbam_small", "fer2013_resnet18_cbam"])
@@ -136,7 +172,11 @@ def test_shipped_cards_say_how_their_int8_export_was_made(name):
 
     card = _card(REPO / "saved_models" / name)
     made = card["artifacts"]["tflite_int8"]
-    assert int8_settings(card) == {"float_ops": tuple(made["float_ops"]), "calibration_samples": made["calibration_samples"]}
+    assert int8_settings(card) == {
+        "float_ops": tuple(made["float_ops"]),
+        "calibration_samples": made["calibration_samples"],
+        "calibration_trim": made.get("calibration_trim", 1.0),
+    }
 
 
 def _narrow_unit_model(folder):

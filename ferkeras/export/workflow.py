@@ -12,6 +12,7 @@ from ferkeras.card import read_card
 from ferkeras.config import ExportConfig, parse_float_ops
 from ferkeras.data.sources import load_split
 from ferkeras.errors import FerKerasError
+from ferkeras.export.calibration import calibration_faces
 from ferkeras.export.convert import convert_onnx, convert_tflite, export_saved_model, float_layers
 from ferkeras.export.parity import parity, record_artifact
 from ferkeras.inference.predictor import Predictor
@@ -27,7 +28,12 @@ def _data_root(card: dict, data: str | None) -> Path:
     return Path(root)
 
 
-def int8_settings(card: dict, float_ops: tuple[str, ...] | None = None, calibration_samples: int | None = None) -> dict:
+def int8_settings(
+    card: dict,
+    float_ops: tuple[str, ...] | None = None,
+    calibration_samples: int | None = None,
+    calibration_trim: float | None = None,
+) -> dict:
     """The int8 settings to use: the ones given, else those that made the model's current
     int8 export (its card), else its training config's ``export`` section, else the defaults.
 
@@ -39,7 +45,10 @@ def int8_settings(card: dict, float_ops: tuple[str, ...] | None = None, calibrat
         float_ops = tuple(made["float_ops"]) if "float_ops" in made else parse_float_ops(configured["int8_float_ops"])
     if calibration_samples is None:
         calibration_samples = int(made.get("calibration_samples", configured["calibration_samples"]))
-    return {"float_ops": tuple(float_ops), "calibration_samples": calibration_samples}
+    if calibration_trim is None:
+        # An export recorded before faces were trimmed drew them at random (1.0).
+        calibration_trim = float(made.get("calibration_trim", 1.0) if made else configured["calibration_trim"])
+    return {"float_ops": tuple(float_ops), "calibration_samples": calibration_samples, "calibration_trim": calibration_trim}
 
 
 def run_conversions(
@@ -52,6 +61,7 @@ def run_conversions(
     parity_samples: int = 0,
     calibration_samples: int | None = None,
     float_ops: tuple[str, ...] | None = None,
+    calibration_trim: float | None = None,
 ) -> dict:
     """Convert ``model`` to each requested format; returns {artifact key: parity}.
 
@@ -59,7 +69,7 @@ def run_conversions(
     """
     model_path = resolve_model(model, prefer=KERAS_ONLY)
     card = read_card(model_path)
-    settings = int8_settings(card, float_ops, calibration_samples)
+    settings = int8_settings(card, float_ops, calibration_samples, calibration_trim)
     ensure_writable(model_path.parent, "model folder")
     root = _data_root(card, data)
     reference = Predictor.load(model_path)
@@ -70,8 +80,9 @@ def run_conversions(
     calibration = None
     if "int8" in quantizations:
         train = load_split(root, "train", reference.face_resize)
-        pick = np.random.default_rng(0).choice(len(train), min(settings["calibration_samples"], len(train)), replace=False)
-        calibration = reference.prepare(train.images[pick])
+        calibration = calibration_faces(
+            model_path, train, reference.prepare, settings["calibration_samples"], settings["calibration_trim"]
+        )
 
     jobs = [
         (
@@ -81,7 +92,7 @@ def run_conversions(
                 "format": "tflite",
                 "quantization": q,
                 **(
-                    {"float_ops": list(settings["float_ops"]), "calibration_samples": settings["calibration_samples"]}
+                    {**settings, "float_ops": list(settings["float_ops"])}
                     if q == "int8"
                     else {}
                 ),
