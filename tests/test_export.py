@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from ferkeras.artifacts import SHIPPED_MODELS
 from ferkeras.card import write_card
 from ferkeras.cli import main
 from ferkeras.data import load_split
@@ -164,7 +165,7 @@ def test_calibration_leaves_out_a_face_with_extreme_activations(tiny_model):
     assert len(picked(1.0)) == 10
 
 
-@pytest.mark.parametrize("name", ["fer2013_resnet18_cbam_small", "fer2013_resnet18_cbam"])
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
 def test_shipped_cards_say_how_their_int8_export_was_made(name):
     from conftest import REPO
 

@@ -29,9 +29,7 @@ def layer_extremes(model, x: np.ndarray) -> np.ndarray:
     import keras
 
     layers = [
-        layer
-        for layer in model.layers
-        if not isinstance(layer, keras.layers.InputLayer) and len(layer.output.shape) in (2, 4)
+        layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer) and len(layer.output.shape) in (2, 4)
     ]
     probe = keras.Model(model.inputs, [layer.output for layer in layers])
     extremes = []

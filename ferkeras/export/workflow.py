@@ -91,11 +91,7 @@ def run_conversions(
             {
                 "format": "tflite",
                 "quantization": q,
-                **(
-                    {**settings, "float_ops": list(settings["float_ops"])}
-                    if q == "int8"
-                    else {}
-                ),
+                **({**settings, "float_ops": list(settings["float_ops"])} if q == "int8" else {}),
             },
         )
         for q in quantizations
