@@ -148,7 +148,7 @@ def test_calibration_leaves_out_a_face_with_extreme_activations(tiny_model):
     rng = np.random.default_rng(3)
     size = reference.face_resize
     images = rng.integers(90, 160, (40, size, size), dtype=np.uint8)
-    images[7] = np.tile(np.array([0, 255], np.uint8), size * size // 2).reshape(size, size)  # a harsh checkerboard
+    images[7] = np.tile(np.array([0, 255], np.uint8), size * size // 2).reshape(size, size)  # harsh black and white stripes
     train = Split("train", images, np.zeros(40, np.int32), [f"face {i}" for i in range(40)])
     x = reference.prepare(images)
     extremes = layer_extremes(load_keras_model(tiny_model / "model.keras"), x)
