@@ -317,36 +317,17 @@ def calibrate(model, data, split, output) -> None:
     "[default: as the model's card says (its last int8 export, else its config's export section)].",
 )
 @friendly_errors
-def convert(
-    model,
-    tflite,
-    quantize,
-    onnx,
-    saved_model,
-    data,
-    parity_split,
-    parity_samples,
-    calibration_samples,
-    calibration_trim,
-    int8_float_ops,
-) -> None:
+def convert(tflite, quantize, int8_float_ops, **options) -> None:
     """Export to TFLite/ONNX/SavedModel beside the model, with a parity check each."""
     from ferkeras.config import parse_float_ops
     from ferkeras.export.workflow import run_conversions
 
-    if not (tflite or onnx or saved_model or quantize):
+    if not (tflite or options["onnx"] or options["saved_model"] or quantize):
         raise click.UsageError("choose at least one of --tflite, --onnx, --saved-model")
     run_conversions(
-        model,
-        quantize or (("none",) if tflite else ()),
-        onnx,
-        saved_model,
-        data,
-        parity_split,
-        parity_samples,
-        calibration_samples,
-        None if int8_float_ops is None else parse_float_ops(int8_float_ops, "--int8-float-ops"),
-        calibration_trim,
+        quantizations=quantize or (("none",) if tflite else ()),
+        float_ops=None if int8_float_ops is None else parse_float_ops(int8_float_ops, "--int8-float-ops"),
+        **options,
     )
 
 
