@@ -47,8 +47,9 @@ SHIPPED_MODELS = {
 }
 DEFAULT_MODEL = next(iter(SHIPPED_MODELS))
 #: Shipped models named by what they are for: ``--model accurate`` / ``realtime`` work wherever a model is named.
+ACCURATE = "accurate"
 MODEL_ROLES = {
-    "accurate": "fer2013_resnet18_cbam_small",
+    ACCURATE: "fer2013_resnet18_cbam_small",
     "realtime": "fer2013_resnet18_cbam_realtime",
 }
 #: The bundled copy's files (the wheel holds these for the default model only).

@@ -5,7 +5,7 @@ import pytest
 from conftest import REPO, SHARED
 
 from ferkeras.artifacts import DEFAULT_MODEL, MODEL_ROLES, SHIPPED_MODELS, resolve_model_file
-from ferkeras.card import read_card
+from ferkeras.card import read_card, val_accuracy
 from ferkeras.config import load_config
 from ferkeras.inference.predictor import Predictor
 from ferkeras.inference.recognizer import Recognizer
@@ -23,7 +23,7 @@ def test_roles_name_shipped_models_and_resolve_like_their_names():
     assert set(MODEL_ROLES.values()) <= set(SHIPPED_MODELS)
     for role, name in MODEL_ROLES.items():
         assert resolve_model_file(role) == resolve_model_file(name)
-    accuracy = {name: read_card(SAVED_MODELS / name)["metrics"]["val"]["none"]["accuracy"] for name in SHIPPED_MODELS}
+    accuracy = {name: val_accuracy(read_card(SAVED_MODELS / name)) for name in SHIPPED_MODELS}
     assert MODEL_ROLES["accurate"] == max(accuracy, key=accuracy.get)
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ferkeras.analysis.batch import ACCURATE, AnalyzeSettings, run_batch
+from ferkeras.analysis.batch import AnalyzeSettings, run_batch
 from ferkeras.analysis.layout import FRAMES_PARQUET, SUMMARY_CSV, TRACKS_CSV
+from ferkeras.artifacts import ACCURATE
 
 
 @dataclass

@@ -35,13 +35,12 @@ from ferkeras.analysis.layout import (
 )
 from ferkeras.analysis.sources import expand_sources
 from ferkeras.analysis.video import analyze_video
-from ferkeras.artifacts import ACCURATE_PREFERENCE, resolve_model
+from ferkeras.artifacts import ACCURATE, ACCURATE_PREFERENCE, resolve_model
 from ferkeras.errors import FerKerasError
 from ferkeras.io import atomic_write_json, atomic_write_text, ensure_writable, file_sha256, read_json
 
 log = logging.getLogger(__name__)
 
-ACCURATE = "accurate"
 #: A video's status in summary.csv, in the order they are reported.
 STATUSES = ("analysed", "done before", "failed", "not run")
 
