@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from ferkeras import __version__
-from ferkeras.artifacts import TFLITE_FILES
+from ferkeras.artifacts import ACCURATE, TFLITE_FILES
 from ferkeras.config import ATTENTIONS, CLASS_WEIGHTINGS, DEFAULT_DATA, PRECISIONS, STEMS, STRATEGIES
 from ferkeras.data.sources import SPLITS
 from ferkeras.errors import FerKerasError, describe_os_error
@@ -468,7 +468,7 @@ def bench(models, data, split, threads, runs, batch, json_path) -> None:
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--output", required=True, help="Batch folder: one folder per video, summary.csv, report.html.")
 @click.option("--fps", default=5.0, show_default=True, help="Frames analysed per second of video time.")
-@click.option("--model", default="accurate", show_default=True, help="accurate: the most accurate shipped model; or as in cam.")
+@click.option("--model", default=ACCURATE, show_default=True, help=f"{ACCURATE}: the most accurate shipped model; or as in cam.")
 @click.option("--detector", default=DETECTORS[0], show_default=True, type=click.Choice(DETECTORS))
 @click.option("--flip/--no-flip", default=True, show_default=True, help="Average each face with its mirror image.")
 @click.option("--reid/--no-reid", default=True, show_default=True, help="Give a face that returns within 5 s its old person id.")

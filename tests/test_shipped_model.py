@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import REPO, SHARED
 
-from ferkeras.artifacts import DEFAULT_MODEL, MODEL_ROLES, SHIPPED_MODELS, resolve_model_file
+from ferkeras.artifacts import ACCURATE, DEFAULT_MODEL, MODEL_ROLES, SHIPPED_MODELS, resolve_model_file
 from ferkeras.card import read_card, val_accuracy
 from ferkeras.config import load_config
 from ferkeras.inference.predictor import Predictor
@@ -24,7 +24,7 @@ def test_roles_name_shipped_models_and_resolve_like_their_names():
     for role, name in MODEL_ROLES.items():
         assert resolve_model_file(role) == resolve_model_file(name)
     accuracy = {name: val_accuracy(read_card(SAVED_MODELS / name)) for name in SHIPPED_MODELS}
-    assert MODEL_ROLES["accurate"] == max(accuracy, key=accuracy.get)
+    assert MODEL_ROLES[ACCURATE] == max(accuracy, key=accuracy.get)
 
 
 pytestmark = pytest.mark.skipif(not (SHIPPED / "model_card.json").exists(), reason="no shipped model yet")
