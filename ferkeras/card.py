@@ -79,7 +79,10 @@ PATH_SETTINGS = (
 
 def portable_path(path: str) -> str:
     """``path`` without what is particular to one machine: an absolute path becomes
-    home-relative (``~/...``) or relative to the working folder, else its last part."""
+    home-relative (``~/...``) or relative to the working folder, else its last part.
+    A comma-separated list (``distill_from``) is made portable part by part."""
+    if isinstance(path, str) and "," in path:
+        return ",".join(portable_path(part.strip()) for part in path.split(",") if part.strip())
     if not isinstance(path, str) or not Path(path).is_absolute():
         return path
     absolute = Path(path)

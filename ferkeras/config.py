@@ -20,6 +20,11 @@ from ferkeras.errors import FerKerasError
 from ferkeras.images import TTA_MODES
 from ferkeras.io import atomic_write_text
 
+# distill_view "online": the teacher scores each augmented training batch instead of
+# reading probabilities stored once per face (ferkeras.training.distillation)
+ONLINE_VIEW = "online"
+DISTILL_VIEWS = (*TTA_MODES, ONLINE_VIEW)
+
 #: The choices of each setting that takes a name; the CLI offers the same lists.
 STEMS = ("imagenet", "small", "small_pool")
 ATTENTIONS = ("cbam", "none")
@@ -104,7 +109,9 @@ class PhaseConfig:
     # the teacher whose predictions are blended into the targets: (1 - distill_weight)
     # * label + distill_weight * teacher (ferkeras.training.distillation). A model
     # (folder or file; flip-averaged), or member folders, comma-separated (the mean
-    # of their stored train probabilities for distill_view)
+    # of their stored train probabilities for distill_view); with distill_view
+    # "online", models, comma-separated, that score each augmented batch as the
+    # student sees it
     distill_from: str | None = None
     distill_weight: float = 0.5
     distill_view: str = "flip"
@@ -320,7 +327,7 @@ def validate(config: TrainConfig) -> None:
         choices[f"{phase}.schedule"] = (p.schedule, SCHEDULES)
         choices[f"{phase}.trainable"] = (p.trainable, TRAINABLES)
         choices[f"{phase}.average_batchnorm"] = (p.average_batchnorm, AVERAGE_BATCHNORM)
-        choices[f"{phase}.distill_view"] = (p.distill_view, TTA_MODES)
+        choices[f"{phase}.distill_view"] = (p.distill_view, DISTILL_VIEWS)
         if p.epochs < 0 or p.learning_rate <= 0:
             raise FerKerasError(f"config: {phase}.epochs must be >= 0 and learning_rate > 0")
         _check_range(f"{phase}.weight_decay", p.weight_decay, 0, None)

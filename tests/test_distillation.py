@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -104,3 +105,42 @@ def test_train_distils_from_stored_ensemble_members(tiny_model, tmp_path):
         refused = runner.invoke(main, [*common, "--output", str(tmp_path / "refused"), *args])
         assert refused.exit_code == 1 and "phase1.distill_from" in refused.output and message in refused.output, refused.output
         assert not (tmp_path / "refused").exists()  # refused before anything was written
+
+
+def test_an_online_teacher_scores_each_augmented_batch_as_the_student_sees_it(tiny_model):
+    from ferkeras.training.distillation import OnlineTeacher
+
+    split = _faces(count_per_class=4, size=40)
+    teacher = OnlineTeacher([str(tiny_model)])
+    assert teacher(np.zeros((0, 32, 32, 1), np.float32)).shape == (0, 7)
+    augmented = make_dataset(split, batch_size=len(split), crop=30, training=True, seed=3)
+    taught = make_dataset(split, batch_size=len(split), crop=30, training=True, seed=3, teacher=teacher, teacher_weight=0.4)
+    images, onehot, weights = next(iter(augmented))
+    same_images, targets, same_weights = next(iter(taught))
+    np.testing.assert_array_equal(images.numpy(), same_images.numpy())
+    np.testing.assert_array_equal(weights.numpy(), same_weights.numpy())
+    # the tiny model takes 32 px inputs: the 30 px crops are resized for it, not cropped again
+    predictor = Predictor.load(tiny_model)
+    resized = np.stack([cv2.resize(x, (32, 32), interpolation=cv2.INTER_LINEAR) for x in images.numpy()])[..., None]
+    soft = predictor.predict_prepared(resized)
+    np.testing.assert_allclose(targets.numpy(), 0.6 * onehot.numpy() + 0.4 * soft, atol=1e-4)
+    assert not np.allclose(soft, predictor.predict_prepared(predictor.prepare(split.images)))  # not the unaugmented faces
+
+
+def test_online_distillation_trains_and_names_its_teachers_in_the_card(tiny_model, tmp_path):
+    data = make_folder_dataset(tmp_path / "data", per_class=6, size=32)
+    run = tmp_path / "run"
+    common = ["train", "--preset", "smoke", "--data", str(data), "--phase", "1", "--set", "phase1.distill_view=online"]
+    runner = CliRunner()
+    result = runner.invoke(main, [*common, "--output", str(run), "--set", f"phase1.distill_from={tiny_model},{tiny_model}"])
+    assert result.exit_code == 0, result.output
+    assert "teacher: 2 model(s) scoring each augmented batch" in result.output
+    assert not (run / "phase1" / TEACHER_FILE).exists()  # nothing is stored per face
+    link = json.loads((run / "model_card.json").read_text())["training"]["teachers"][0]
+    assert link == {"phase": "phase1", "models": [tiny_model.name, tiny_model.name], "view": "online"}
+    member = tmp_path / "member"
+    assert runner.invoke(main, ["members", str(tiny_model), "--output", str(member), "--data", str(data)]).exit_code == 0
+    refused = runner.invoke(main, [*common, "--output", str(tmp_path / "refused"), "--set", f"phase1.distill_from={member}"])
+    assert refused.exit_code == 1 and "phase1.distill_view online needs models" in refused.output, refused.output
+    bad_view = runner.invoke(main, [*common[:-2], "--output", str(tmp_path / "x"), "--set", "phase1.distill_view=live"])
+    assert bad_view.exit_code != 0 and "online" in bad_view.output

@@ -120,6 +120,8 @@ def test_cards_hold_no_absolute_paths():
     assert run_name("saved_models/fer2013_resnet18_cbam") == "saved_models/fer2013_resnet18_cbam"
     assert portable_path(str(Path.home() / "data" / "fer")) == "~/data/fer"
     assert portable_path("/mnt/somewhere/else") == "else" and portable_path("../shared/fer2013") == "../shared/fer2013"
+    # distill_from lists teachers: each part is made portable
+    assert portable_path(f"/mnt/a/teacher_a, {Path.home() / 'b'}") == "teacher_a,~/b"
     config = portable_config({"output_dir": home, "data": {"root": "/mnt/x/fer2013"}, "phase2": {"distill_from": None}})
     assert config == {"output_dir": "~/.cache/ferkeras/runs/v4", "data": {"root": "fer2013"}, "phase2": {"distill_from": None}}
 

@@ -9,6 +9,7 @@ same seed gives the same batches, also when several batches run in parallel.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -58,6 +59,8 @@ def make_dataset(
     mixup: float = 0.0,
     cutmix: float = 0.0,
     targets: np.ndarray | None = None,
+    teacher: Callable[[np.ndarray], np.ndarray] | None = None,
+    teacher_weight: float = 0.0,
 ) -> tf.data.Dataset:
     """Batches of ``(images float32 0..255, one-hot or soft labels[, sample weights])``.
 
@@ -65,6 +68,9 @@ def make_dataset(
     ``cutmix`` (:mod:`ferkeras.data.mixing`); ``epoch_offset`` moves the shuffle,
     augmentation and mixing seeds on, so a resumed run does not replay epoch 0.
     ``targets`` (N, 7) replace the one-hot labels (soft targets for distillation).
+    ``teacher`` maps each augmented batch (float32 ``(B, S, S, C)``) to ``(B, 7)``
+    probabilities, blended into the labels as ``(1 - teacher_weight) * labels +
+    teacher_weight * teacher`` before mixing: the teacher sees what the student sees.
     Evaluation batches are centre-cropped, in file order, without weights.
     """
     size = crop or split.images.shape[1]
@@ -88,6 +94,9 @@ def make_dataset(
         out = tf.cast(out, tf.float32)[..., None]
         if channels > 1:
             out = tf.repeat(out, channels, axis=-1)
+        if teacher is not None:
+            soft = tf.ensure_shape(tf.numpy_function(teacher, [out], tf.float32, stateful=False), [None, NUM_CLASSES])
+            onehot = (1.0 - teacher_weight) * onehot + teacher_weight * soft
         return mix_batch(out, onehot, weight, batch_seed, mixup, cutmix)
 
     return (

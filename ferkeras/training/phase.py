@@ -30,7 +30,7 @@ from ferkeras.training.callbacks import (
     load_state,
     save_model_atomic,
 )
-from ferkeras.training.distillation import distillation_targets
+from ferkeras.training.distillation import distillation_targets, online_teacher
 from ferkeras.training.multiworker import check_same_start, shard_by_data
 from ferkeras.training.phases import compile_for_phase
 from ferkeras.training.run_card import best_epoch_row, build_card
@@ -158,6 +158,8 @@ def run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str, 
             mixup=settings.mixup,
             cutmix=settings.cutmix,
             targets=distillation_targets(settings, train, phase_dir, phase),
+            teacher=online_teacher(settings, phase),
+            teacher_weight=settings.distill_weight,
         )
         val_ds = make_dataset(val, batch_size=config.batch_size * 2, channels=config.data.channels, crop=config.data.crop)
         train_ds, val_ds = shard_by_data(train_ds, strategy), shard_by_data(val_ds, strategy)

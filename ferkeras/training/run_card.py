@@ -13,12 +13,12 @@ import tensorflow as tf
 from ferkeras import __version__
 from ferkeras.artifacts import KERAS_FILE, resolve_model_file
 from ferkeras.card import add_ancestor, portable_config, portable_path, read_card, run_name, total_compute_seconds
-from ferkeras.config import TrainConfig
+from ferkeras.config import ONLINE_VIEW, TrainConfig
 from ferkeras.data.sources import Split
 from ferkeras.errors import FerKerasError
 from ferkeras.labels import CLASS_NAMES
 from ferkeras.training.callbacks import load_state
-from ferkeras.training.distillation import member_folders
+from ferkeras.training.distillation import member_folders, teacher_sources
 from ferkeras.training.precision import native_bfloat16
 from ferkeras.training.run_folder import PHASES
 
@@ -126,16 +126,20 @@ def _initial_model_link(config: TrainConfig, states: dict, ancestors: dict) -> d
 
 
 def _link(phase: str, source: str, ancestors: dict, view: str = "flip") -> dict:
-    """Which model (or ensemble members) a phase used, by name; a model card's lineage joins ``ancestors``."""
+    """Which model(s) or ensemble members a phase used, by name; a model card's lineage joins ``ancestors``."""
     members = member_folders(source)
     if members:
         return {"phase": phase, "members": [portable_path(str(folder)) for folder in members], "view": view}
-    name = run_name(source)
-    try:
-        add_ancestor(ancestors, name, read_card(resolve_model_file(source)).get("training", {}))
-    except FerKerasError:
-        pass  # a bare .keras file without a card: its cost is unknown
-    return {"phase": phase, "model": name}
+    names = []
+    for part in teacher_sources(source):
+        names.append(run_name(part))
+        try:
+            add_ancestor(ancestors, names[-1], read_card(resolve_model_file(part)).get("training", {}))
+        except FerKerasError:
+            pass  # a bare .keras file without a card: its cost is unknown
+    if view == ONLINE_VIEW:
+        return {"phase": phase, "models": names, "view": view}
+    return {"phase": phase, "model": names[0]}
 
 
 def best_epoch_row(state: dict) -> dict:

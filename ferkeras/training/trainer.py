@@ -15,11 +15,11 @@ import keras
 import tensorflow as tf
 
 from ferkeras.artifacts import CONFIG_FILE, resolve_model_file
-from ferkeras.config import TrainConfig
+from ferkeras.config import ONLINE_VIEW, TrainConfig
 from ferkeras.data.sources import load_dataset
 from ferkeras.errors import FerKerasError
 from ferkeras.models.files import check_keras_file
-from ferkeras.training.distillation import member_folders, members_probabilities
+from ferkeras.training.distillation import member_folders, members_probabilities, online_teacher_sources
 from ferkeras.training.multiworker import is_chief, multiworker_strategy, worker_folder
 from ferkeras.training.phase import resolve_init_path, run_phase
 from ferkeras.training.precision import native_bfloat16, resolve_precision
@@ -42,7 +42,9 @@ def _check_sources(config: TrainConfig, phases: tuple[str, ...], train_split) ->
         settings = getattr(config, phase)
         if settings.init_from:
             check_keras_file(resolve_init_path(settings.init_from, phase), f"{phase}.init_from model")
-        if settings.distill_from:
+        if settings.distill_from and settings.distill_view == ONLINE_VIEW:
+            online_teacher_sources(settings, phase)
+        elif settings.distill_from:
             try:
                 members = member_folders(settings.distill_from)
                 if members is None:
