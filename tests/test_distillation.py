@@ -125,6 +125,17 @@ def test_an_online_teacher_scores_each_augmented_batch_as_the_student_sees_it(ti
     soft = predictor.predict_prepared(resized)
     np.testing.assert_allclose(targets.numpy(), 0.6 * onehot.numpy() + 0.4 * soft, atol=1e-4)
     assert not np.allclose(soft, predictor.predict_prepared(predictor.prepare(split.images)))  # not the unaugmented faces
+    # with mixup the teacher scores the blended faces, and its probabilities join the blended labels
+    mixed, mixed_labels, _ = next(iter(make_dataset(split, batch_size=len(split), crop=30, training=True, seed=3, mixup=0.4)))
+    _, mixed_targets, _ = next(
+        iter(
+            make_dataset(
+                split, batch_size=len(split), crop=30, training=True, seed=3, mixup=0.4, teacher=teacher, teacher_weight=0.4
+            )
+        )
+    )
+    assert not np.allclose(mixed.numpy(), images.numpy())
+    np.testing.assert_allclose(mixed_targets.numpy(), 0.6 * mixed_labels.numpy() + 0.4 * teacher(mixed.numpy()), atol=1e-4)
 
 
 def test_online_distillation_trains_and_names_its_teachers_in_the_card(tiny_model, tmp_path):

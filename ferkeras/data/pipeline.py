@@ -70,7 +70,7 @@ def make_dataset(
     ``targets`` (N, 7) replace the one-hot labels (soft targets for distillation).
     ``teacher`` maps each augmented batch (float32 ``(B, S, S, C)``) to ``(B, 7)``
     probabilities, blended into the labels as ``(1 - teacher_weight) * labels +
-    teacher_weight * teacher`` before mixing: the teacher sees what the student sees.
+    teacher_weight * teacher`` after mixing: the teacher sees what the student sees.
     Evaluation batches are centre-cropped, in file order, without weights.
     """
     size = crop or split.images.shape[1]
@@ -94,10 +94,11 @@ def make_dataset(
         out = tf.cast(out, tf.float32)[..., None]
         if channels > 1:
             out = tf.repeat(out, channels, axis=-1)
+        out, onehot, weight = mix_batch(out, onehot, weight, batch_seed, mixup, cutmix)
         if teacher is not None:
             soft = tf.ensure_shape(tf.numpy_function(teacher, [out], tf.float32, stateful=False), [None, NUM_CLASSES])
             onehot = (1.0 - teacher_weight) * onehot + teacher_weight * soft
-        return mix_batch(out, onehot, weight, batch_seed, mixup, cutmix)
+        return out, onehot, weight
 
     return (
         tf.data.Dataset.zip((ds, seeds))
