@@ -80,10 +80,14 @@ def main(argv: list[str] | None = None) -> None:
     names = [
         f"{path.parent.parent.name}/{path.parent.name}" if path.name == "history.csv" else path.stem for path in args.histories
     ]
-    print("epoch  " + "  ".join(f"{name[-28:]:>28}" for name in names) + "   (val accuracy % / macro-F1)")
+    width = max(16, *(len(name) for name in names))
+
+    def row(label, cells) -> str:
+        return f"{label!s:<14}" + "  ".join(f"{cell:>{width}}" for cell in cells)
+
+    print(row("epoch", names) + "   (val accuracy % / macro-F1)")
     for epoch in shared:
-        cells = [f"{h[epoch]['val_accuracy'] * 100:6.2f} / {h[epoch]['val_macro_f1']:.3f}" for h in histories]
-        print(f"{epoch:5d}  " + "  ".join(f"{cell:>28}" for cell in cells))
+        print(row(epoch, [f"{h[epoch]['val_accuracy'] * 100:6.2f} / {h[epoch]['val_macro_f1']:.3f}" for h in histories]))
 
     windows = args.window or [(shared[0], shared[-1]), (max(shared[0], shared[-1] - 9), shared[-1])]
     windows = list(dict.fromkeys(windows))  # with 10 shared epochs or fewer the two defaults coincide
@@ -92,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         for history in histories:
             means = window_means(history, first, last)
             cells.append("missing epochs" if means is None else f"{means[0] * 100:6.2f} / {means[1]:.3f}")
-        print(f"mean {first}-{last}: " + "  ".join(f"{cell:>28}" for cell in cells))
+        print(row(f"mean {first}-{last}:", cells))
     for name, history in zip(names, histories):
         seconds = [row["seconds"] for row in history.values()]
         print(f"{name}: {len(history)} epochs, {min(seconds):.0f}-{max(seconds):.0f} s each, {sum(seconds) / 3600:.1f} h in all")
