@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from ferkeras.artifacts import CARD_FILE, RUNS_DIR
+from ferkeras.config import comma_list
 from ferkeras.errors import FerKerasError
 from ferkeras.io import atomic_write_json, read_json
 
@@ -82,7 +83,7 @@ def portable_path(path: str) -> str:
     home-relative (``~/...``) or relative to the working folder, else its last part.
     A comma-separated list (``distill_from``) is made portable part by part."""
     if isinstance(path, str) and "," in path:
-        return ",".join(portable_path(part.strip()) for part in path.split(",") if part.strip())
+        return ",".join(portable_path(part) for part in comma_list(path))
     if not isinstance(path, str) or not Path(path).is_absolute():
         return path
     absolute = Path(path)

@@ -364,9 +364,14 @@ def validate(config: TrainConfig) -> None:
         _check_range(f"augment.{item.name}", getattr(config.augment, item.name), 0, 1)
 
 
+def comma_list(text) -> list[str]:
+    """The non-empty, stripped parts of a comma-separated setting (``distill_from``, ``int8_float_ops``)."""
+    return [part.strip() for part in str(text).split(",") if part.strip()]
+
+
 def parse_float_ops(text: str, name: str = "config: export.int8_float_ops") -> tuple[str, ...]:
     """``"MUL,MEAN"`` -> ``("MUL", "MEAN")``; TFLite op types are upper-case names."""
-    ops = tuple(op.strip().upper() for op in str(text).split(",") if op.strip())
+    ops = tuple(op.upper() for op in comma_list(text))
     bad = [op for op in ops if not re.fullmatch(r"[A-Z][A-Z0-9_]*", op)]
     if bad:
         raise FerKerasError(f"{name}: {', '.join(bad)} is not a TFLite op type (e.g. MUL, MEAN, ADD)")

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from ferkeras.artifacts import FOLDER_PREFERENCE, LIVE_PREFERENCE, resolve_model_file
-from ferkeras.config import ONLINE_VIEW, PhaseConfig
+from ferkeras.config import ONLINE_VIEW, PhaseConfig, comma_list
 from ferkeras.data.sources import Split
 from ferkeras.errors import FerKerasError
 from ferkeras.evaluation.members import MEMBER_FILE, member_probabilities
@@ -42,14 +42,9 @@ log = logging.getLogger(__name__)
 TEACHER_FILE = "teacher_probs.npy"
 
 
-def teacher_sources(source: str) -> list[str]:
-    """The comma-separated parts of ``distill_from``."""
-    return [part.strip() for part in str(source).split(",") if part.strip()]
-
-
 def member_folders(source: str) -> list[Path] | None:
     """The ensemble member folders ``distill_from`` names, or None when it names a model."""
-    parts = [Path(part).expanduser() for part in teacher_sources(source)]
+    parts = [Path(part).expanduser() for part in comma_list(source)]
     members = [part for part in parts if (part / MEMBER_FILE).is_file()]
     if not members:
         return None
@@ -149,7 +144,7 @@ def online_teacher_sources(settings: PhaseConfig, phase: str) -> list[str]:
             f"config: {phase}.distill_view {ONLINE_VIEW} needs models in {phase}.distill_from: "
             "member folders hold probabilities stored once per face"
         )
-    sources = teacher_sources(settings.distill_from)
+    sources = comma_list(settings.distill_from)
     for source in sources:
         try:
             resolve_model_file(source, LIVE_PREFERENCE)

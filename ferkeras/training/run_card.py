@@ -13,12 +13,12 @@ import tensorflow as tf
 from ferkeras import __version__
 from ferkeras.artifacts import KERAS_FILE, resolve_model_file
 from ferkeras.card import add_ancestor, portable_config, portable_path, read_card, run_name, total_compute_seconds
-from ferkeras.config import ONLINE_VIEW, TrainConfig
+from ferkeras.config import ONLINE_VIEW, TrainConfig, comma_list
 from ferkeras.data.sources import Split
 from ferkeras.errors import FerKerasError
 from ferkeras.labels import CLASS_NAMES
 from ferkeras.training.callbacks import load_state
-from ferkeras.training.distillation import member_folders, teacher_sources
+from ferkeras.training.distillation import member_folders
 from ferkeras.training.precision import native_bfloat16
 from ferkeras.training.run_folder import PHASES
 
@@ -131,7 +131,7 @@ def _link(phase: str, source: str, ancestors: dict, view: str = "flip") -> dict:
     if members:
         return {"phase": phase, "members": [portable_path(str(folder)) for folder in members], "view": view}
     names = []
-    for part in teacher_sources(source):
+    for part in comma_list(source):
         names.append(run_name(part))
         try:
             add_ancestor(ancestors, names[-1], read_card(resolve_model_file(part)).get("training", {}))
