@@ -61,6 +61,10 @@ def cpu_identity() -> dict:
         pass
     name = fields.get("model name") or platform.processor() or platform.machine()
     flags = fields.get("flags", "")
+    if os.environ.get("FERKERAS_CPUID_MASK") == "avx2":
+        # scripts/avx2_only.sh hides these from CPUID; /proc/cpuinfo still lists them.
+        name += " (AVX2 kernels: AVX-512, VNNI and AMX hidden from CPUID)"
+        flags = " ".join(f for f in flags.split() if not f.startswith(("avx512", "avx_vnni", "amx"))) + " cpuid_mask_avx2"
     simd = sorted({flag for flag in flags.split() if flag.startswith(("avx", "amx", "sse4", "fma"))})
     return {
         "model": name,
