@@ -11,7 +11,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PROBE = """
 import json
-from numpy._core._multiarray_umath import __cpu_features__ as seen
+try:
+    from numpy._core._multiarray_umath import __cpu_features__ as seen
+except ImportError:  # numpy 1.x
+    from numpy.core._multiarray_umath import __cpu_features__ as seen
 from ferkeras.inference.auto import cpu_identity
 print(json.dumps({"seen": {k: seen[k] for k in ("AVX2", "FMA3", "AVX512F", "AVX512VNNI")}, "cpu": cpu_identity()}))
 """
