@@ -29,7 +29,6 @@ static void mask(unsigned leaf, unsigned sub, unsigned *a, unsigned *b, unsigned
         /* EDX: avx-vnni-int8 avx-ne-convert amx-complex avx-vnni-int16 avx10 */
         *d &= ~((1u << 4) | (1u << 5) | (1u << 8) | (1u << 10) | (1u << 19));
     }
-    (void)b;
 }
 
 static void on_segv(int sig, siginfo_t *info, void *context) {
