@@ -13,5 +13,5 @@ here=$(cd "$(dirname "$0")" && pwd)
 grep -qw cpuid_fault /proc/cpuinfo || { echo "avx2_only: this CPU or kernel has no CPUID faulting (cpuid_fault)" >&2; exit 2; }
 build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
-gcc -O2 -shared -fPIC -o "$build/cpuid_avx2.so" "$here/cpuid_avx2.c"
+gcc -O2 -shared -fPIC -o "$build/cpuid_avx2.so" "$here/cpuid_avx2.c" -ldl
 FERKERAS_CPUID_MASK=avx2 LD_PRELOAD="$build/cpuid_avx2.so${LD_PRELOAD:+:$LD_PRELOAD}" "$@"

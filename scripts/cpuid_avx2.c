@@ -1,10 +1,13 @@
 /* Hide AVX-512, VNNI, BF16, FP16 and AMX from CPUID, so that libraries that pick
  * kernels at run time (XNNPACK in LiteRT, oneDNN, numpy) choose their AVX2 paths.
  * Uses Linux CPUID faulting (arch_prctl ARCH_SET_CPUID): every CPUID traps with
- * SIGSEGV, the handler runs the real instruction and clears the bits. */
+ * SIGSEGV, the handler runs the real instruction and clears the bits. SIGSEGV
+ * handlers the program installs with sigaction() (Python's faulthandler, as in
+ * pytest) are kept aside and called for every other fault. */
 #define _GNU_SOURCE
 #include <asm/prctl.h>
 #include <cpuid.h>
+#include <dlfcn.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,10 @@
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
+
+typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+static sigaction_fn real_sigaction;
+static struct sigaction program_action; /* the program's own SIGSEGV action (default at first) */
 
 static int cpuid_faulting(int faulting) { return syscall(SYS_arch_prctl, ARCH_SET_CPUID, faulting ? 0 : 1); }
 
@@ -35,8 +42,18 @@ static void on_segv(int sig, siginfo_t *info, void *context) {
     ucontext_t *uc = context;
     greg_t *reg = uc->uc_mcontext.gregs;
     const unsigned char *ip = (const unsigned char *)reg[REG_RIP];
-    if (ip[0] != 0x0f || ip[1] != 0xa2) { /* a real crash: let it happen */
-        signal(SIGSEGV, SIG_DFL);
+    /* a faulting CPUID is a general protection fault (SI_KERNEL); page faults are not */
+    if (info->si_code != SI_KERNEL || ip[0] != 0x0f || ip[1] != 0xa2) {
+        if (program_action.sa_flags & SA_SIGINFO) {
+            program_action.sa_sigaction(sig, info, context);
+        } else if (program_action.sa_handler != SIG_DFL && program_action.sa_handler != SIG_IGN) {
+            program_action.sa_handler(sig);
+        } else { /* the default: the fault happens again on return and ends the process */
+            struct sigaction fallback;
+            memset(&fallback, 0, sizeof fallback);
+            fallback.sa_handler = SIG_DFL;
+            real_sigaction(SIGSEGV, &fallback, NULL);
+        }
         return;
     }
     unsigned leaf = (unsigned)reg[REG_RAX], sub = (unsigned)reg[REG_RCX], a, b, c, d;
@@ -46,15 +63,24 @@ static void on_segv(int sig, siginfo_t *info, void *context) {
     mask(leaf, sub, &a, &b, &c, &d);
     reg[REG_RAX] = a; reg[REG_RBX] = b; reg[REG_RCX] = c; reg[REG_RDX] = d;
     reg[REG_RIP] += 2;
-    (void)sig; (void)info;
+}
+
+/* The program's sigaction(SIGSEGV, ...) is recorded, not installed: ours stays in front. */
+int sigaction(int sig, const struct sigaction *action, struct sigaction *old) {
+    if (sig != SIGSEGV) return real_sigaction(sig, action, old);
+    if (old) *old = program_action;
+    if (action) program_action = *action;
+    return 0;
 }
 
 __attribute__((constructor)) static void install(void) {
+    real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_sigaction = on_segv;
     action.sa_flags = SA_SIGINFO | SA_NODEFER;
-    sigaction(SIGSEGV, &action, NULL);
+    real_sigaction(SIGSEGV, &action, NULL);
+    program_action.sa_handler = SIG_DFL;
     if (cpuid_faulting(1) != 0) {
         fprintf(stderr, "cpuid_avx2: this CPU or kernel has no CPUID faulting; nothing is hidden\n");
         exit(2);

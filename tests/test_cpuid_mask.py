@@ -21,7 +21,9 @@ print(json.dumps({"seen": {k: seen[k] for k in ("AVX2", "FMA3", "AVX512F", "AVX5
 
 
 def probe(*wrapper):
-    done = subprocess.run([*wrapper, sys.executable, "-c", PROBE], capture_output=True, text=True, cwd=REPO, check=True)
+    # faulthandler installs its own SIGSEGV handler, which the CPUID trap must survive
+    command = [*wrapper, sys.executable, "-X", "faulthandler", "-c", PROBE]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=True)
     return json.loads(done.stdout.splitlines()[-1])
 
 
