@@ -82,12 +82,15 @@ def main(argv: list[str] | None = None) -> None:
     ]
     width = max(16, *(len(name) for name in names))
 
-    def row(label, cells) -> str:
+    def line(label, cells) -> str:
         return f"{label!s:<14}" + "  ".join(f"{cell:>{width}}" for cell in cells)
 
-    print(row("epoch", names) + "   (val accuracy % / macro-F1)")
+    def scores(accuracy: float, macro_f1: float) -> str:
+        return f"{accuracy * 100:6.2f} / {macro_f1:.3f}"
+
+    print(line("epoch", names) + "   (val accuracy % / macro-F1)")
     for epoch in shared:
-        print(row(epoch, [f"{h[epoch]['val_accuracy'] * 100:6.2f} / {h[epoch]['val_macro_f1']:.3f}" for h in histories]))
+        print(line(epoch, [scores(h[epoch]["val_accuracy"], h[epoch]["val_macro_f1"]) for h in histories]))
 
     windows = args.window or [(shared[0], shared[-1]), (max(shared[0], shared[-1] - 9), shared[-1])]
     windows = list(dict.fromkeys(windows))  # with 10 shared epochs or fewer the two defaults coincide
@@ -95,8 +98,8 @@ def main(argv: list[str] | None = None) -> None:
         cells = []
         for history in histories:
             means = window_means(history, first, last)
-            cells.append("missing epochs" if means is None else f"{means[0] * 100:6.2f} / {means[1]:.3f}")
-        print(row(f"mean {first}-{last}:", cells))
+            cells.append("missing epochs" if means is None else scores(*means))
+        print(line(f"mean {first}-{last}:", cells))
     for name, history in zip(names, histories):
         seconds = [row["seconds"] for row in history.values()]
         print(f"{name}: {len(history)} epochs, {min(seconds):.0f}-{max(seconds):.0f} s each, {sum(seconds) / 3600:.1f} h in all")
