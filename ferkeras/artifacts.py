@@ -52,7 +52,9 @@ MODEL_ROLES = {
     ACCURATE: "fer2013_resnet18_cbam_small",
     "realtime": "fer2013_resnet18_cbam_realtime",
 }
-#: The bundled copy's files (the wheel holds these for the default model only).
+#: The models a wheel carries (``ferkeras/bundled/``): the default, and the
+#: realtime one that ``--model auto`` picks on small CPUs; their live files only.
+BUNDLED_MODELS = (DEFAULT_MODEL, MODEL_ROLES["realtime"])
 BUNDLED_FILES = (TFLITE_FILES["int8"], CARD_FILE)
 
 

@@ -1,6 +1,7 @@
-"""A built wheel carries the default live model: installed outside the checkout, ``ferkeras cam`` runs."""
+"""A built wheel carries the live models: installed outside the checkout, ``ferkeras cam`` runs."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import cv2
 from conftest import REPO
 
-from ferkeras.artifacts import BUNDLED_FILES, DEFAULT_MODEL
+from ferkeras.artifacts import BUNDLED_FILES, BUNDLED_MODELS
 
 
 def test_the_wheel_runs_cam_without_the_checkout(tmp_path, sample_clip):
@@ -35,8 +36,11 @@ def test_the_wheel_runs_cam_without_the_checkout(tmp_path, sample_clip):
     )
     wheel = next(wheels.glob("ferkeras-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for name in BUNDLED_FILES:
-        assert f"ferkeras/bundled/{DEFAULT_MODEL}/{name}" in names
+    bundled = {n.split("/")[2] for n in names if n.startswith("ferkeras/bundled/")}
+    assert bundled == set(BUNDLED_MODELS)
+    for model in BUNDLED_MODELS:
+        for name in BUNDLED_FILES:
+            assert f"ferkeras/bundled/{model}/{name}" in names
     assert {"ferkeras/serve/page/index.html", "ferkeras/serve/page/app.js"} <= set(names)  # serve's page
     assert not [n for n in names if n.endswith((".keras", ".onnx"))]  # the live files only: a few MB
 
@@ -87,8 +91,11 @@ def test_the_wheel_runs_cam_without_the_checkout(tmp_path, sample_clip):
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    assert f"model: {site / 'ferkeras' / 'bundled' / DEFAULT_MODEL / 'model_int8.tflite'}" in done.stderr
-    assert f"model auto: {DEFAULT_MODEL}" in done.stderr  # the only model the wheel carries
+    chosen = next(line for line in done.stderr.splitlines() if line.startswith("model auto: ")).split(",")[0].split()[-1]
+    assert chosen in BUNDLED_MODELS  # auto chose among the models the wheel carries, having timed each
+    timed = json.loads((tmp_path / "cache" / "auto_model_timings.json").read_text())
+    assert {key.split("/")[-2] for key in timed} == set(BUNDLED_MODELS)
+    assert f"model: {site / 'ferkeras' / 'bundled' / chosen / 'model_int8.tflite'}" in done.stderr
     with open(work / "faces.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert rows and all(row["label"] for row in rows)

@@ -3,8 +3,10 @@
 On first use each candidate's int8 TFLite model and the face detector are timed
 for about a second; the timings are cached per CPU (model name and instruction
 set flags) in the user cache folder, so later runs decide at once. A model keeps
-the frame rate when detecting plus classifying ``faces`` faces fits in one frame
-at ``fps``.
+the frame rate when detecting plus classifying ``faces`` faces, one after the
+other on one core, fits in one frame at ``fps`` (60, the live target): ``cam``'s
+two-stage pipeline then holds it while leaving most of the second core to the
+app (a kiosk's browser front end, say).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ferkeras.io import atomic_write_json
 log = logging.getLogger(__name__)
 
 #: The frame rate and faces per frame a live model must keep up with.
-TARGET_FPS = 30.0
+TARGET_FPS = 60.0
 TARGET_FACES = 3
 #: Seconds of timing per candidate on first use.
 TIMING_SECONDS = 1.0
@@ -51,7 +53,11 @@ def cache_file() -> Path:
 
 
 def cpu_identity() -> dict:
-    """The CPU's model name and a digest of its feature flags (what decides int8 speed)."""
+    """The CPU's model name, family and model numbers, and a digest of them with its feature flags.
+
+    Virtual machines often report a bare "AMD EPYC": the family tells Zen 4
+    (25) from Zen 5 (26), whose int8 speed differs by 2x or more.
+    """
     fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -60,6 +66,8 @@ def cpu_identity() -> dict:
     except OSError:
         pass
     name = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
     flags = fields.get("flags", "")
     if os.environ.get("FERKERAS_CPUID_MASK") == "avx2":
         # scripts/avx2_only.sh hides these from CPUID; /proc/cpuinfo still lists them.
@@ -101,11 +109,12 @@ def measure(model_file: Path, detector_name: str, threads: int, seconds: float =
 
 
 def decide(candidates: list[dict], fps: float = TARGET_FPS, faces: int = TARGET_FACES) -> tuple[dict, str]:
-    """The most accurate candidate whose frame time fits ``1000 / fps`` ms, else the fastest.
+    """The most accurate candidate whose frame time on one core fits ``1000 / fps`` ms, else the fastest.
 
     Each candidate has ``name``, ``accuracy``, ``classify_ms_per_face`` and ``detect_ms``.
     """
     budget = 1000.0 / fps
+    keeps = f"keeps {fps:g} FPS with {faces} faces on one core"
 
     def frame_ms(c):
         return c["detect_ms"] + faces * c["classify_ms_per_face"]
@@ -117,12 +126,12 @@ def decide(candidates: list[dict], fps: float = TARGET_FPS, faces: int = TARGET_
         # where a live app needs the CPU for more than this, say what the fastest model costs
         faster = "" if best is fastest else f" (the fastest, {fastest['name']}: {frame_ms(fastest):.1f})"
         return best, (
-            f"the most accurate model ({best['accuracy'] * 100:.1f} % on val) that keeps {fps:g} FPS with {faces} faces: "
+            f"the most accurate model ({best['accuracy'] * 100:.1f} % on val) that {keeps}: "
             f"{frame_ms(best):.1f} ms a frame of {budget:.1f}{faster}"
         )
     return fastest, (
-        f"no model keeps {fps:g} FPS with {faces} faces here; the fastest takes {frame_ms(fastest):.1f} ms a frame "
-        f"({1000 / frame_ms(fastest):.0f} FPS)"
+        f"no model {keeps} here; the fastest takes {frame_ms(fastest):.1f} ms a frame of {budget:.1f} "
+        f"({1000 / frame_ms(fastest):.0f} FPS on one core)"
     )
 
 
