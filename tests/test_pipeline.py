@@ -82,6 +82,15 @@ def test_eval_dataset_is_ordered_and_cropped(train_split):
     assert np.array_equal(to_model_input(train_split.images[:2], 1, 44), x[:2])
 
 
+def test_new_epoch_iterators_do_not_wait_for_the_autotuner(train_split):
+    # Deleting an iterator waits for the autotuner's thread, which sleeps up to a
+    # minute: Keras deletes one per epoch, so the pipelines run without it.
+    for training in (True, False):
+        ds = make_dataset(train_split, batch_size=8, training=training)
+        assert ds.options().autotune.enabled is False
+        assert len(_batches(ds)) == len(_batches(ds))  # every epoch complete
+
+
 def test_eager_and_tf_data_augmentation_agree(train_split):
     augmenter = BatchAugmenter(AugmentConfig())
     eager = augmenter(train_split.images[:4], np.int64(11))

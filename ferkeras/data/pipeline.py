@@ -77,7 +77,9 @@ def make_dataset(
     labels = tf.one_hot(split.labels, NUM_CLASSES) if targets is None else tf.constant(targets, tf.float32)
     if not training:
         inputs = to_model_input(split.images, channels, crop)
-        return tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        return _without_model_thread(
+            tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        )
 
     weights = (np.ones(NUM_CLASSES, np.float32) if class_weights is None else class_weights)[split.labels].astype(np.float32)
     seed = seed + 1_000_003 * epoch_offset
@@ -100,11 +102,24 @@ def make_dataset(
             onehot = (1.0 - teacher_weight) * onehot + teacher_weight * soft
         return out, onehot, weight
 
-    return (
+    return _without_model_thread(
         tf.data.Dataset.zip((ds, seeds))
         .map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def _without_model_thread(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """Turn off tf.data's model-based autotuner (AUTOTUNE then means one call per core).
+
+    Keras makes a new iterator every epoch, and deleting the old one waits for
+    the autotuner's thread to wake, which its cancellation does not do (TF 2.21):
+    each epoch stalled for up to a minute (its polling period) with no CPU in use,
+    88 s epochs taking 140 s on a 2-core Zen 4 (docs/benchmarks.md).
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 def class_weights(counts: np.ndarray, mode: str) -> np.ndarray:
