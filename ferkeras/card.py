@@ -102,6 +102,15 @@ def run_name(path: str | Path) -> str:
     return portable_path(str(absolute)) if Path(path).is_absolute() else str(path)
 
 
+def trained_by(card: dict) -> list[str]:
+    """The run(s) whose weights a card's model holds: a soup's runs, else the run folder its config wrote."""
+    training = card.get("training", {})
+    if training.get("soup_of"):
+        return list(training["soup_of"])
+    output_dir = training.get("config", {}).get("output_dir")
+    return [run_name(output_dir)] if output_dir else []
+
+
 def portable_config(config: dict) -> dict:
     """A resolved config (as a dict) with :func:`portable_path` applied to its path settings."""
     config = copy.deepcopy(config)

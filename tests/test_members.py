@@ -7,6 +7,7 @@ import pytest
 from conftest import invoke
 from synthetic import make_folder_dataset
 
+from ferkeras.card import RUNS_DIR, trained_by
 from ferkeras.errors import FerKerasError
 from ferkeras.evaluation.members import score_ensemble, store_member
 
@@ -23,9 +24,19 @@ def test_a_member_stores_each_split_and_view_once(exported_model, tmp_path):
     stamps = {p.name: p.stat().st_mtime_ns for p in member.glob("*.npy")}
     store_member(exported_model / "model.keras", data, member, splits=("val", "train"))
     assert {p.name: p.stat().st_mtime_ns for p in member.glob("*.npy")} == stamps  # resumed: nothing redone
+    assert len(record["model_sha256"]) == 64 and record["trained_by"] == []  # the tiny model's card names no run
+    with pytest.raises(FerKerasError, match="holds probabilities of another model"):
+        store_member(exported_model / "model_int8.tflite", data, member, splits=("val",))  # same folder, other file
     single = score_ensemble([member], data, "val", "none")
     assert single["accuracy"] == pytest.approx(record["files"]["val_none.npy"]["accuracy"], abs=2e-3)  # float16 storage
     assert score_ensemble([member, member], data, "val", "none")["accuracy"] == single["accuracy"]
+
+
+def test_a_member_names_the_runs_that_trained_its_model():
+    run = {"training": {"config": {"output_dir": str(RUNS_DIR / "restart")}}}
+    assert trained_by(run) == ["restart"]
+    soup = {"training": {"soup_of": ["a", "b"], "config": {"output_dir": str(RUNS_DIR / "a")}}}
+    assert trained_by(soup) == ["a", "b"]
 
 
 def test_members_refuse_other_data_and_missing_views(exported_model, tmp_path):

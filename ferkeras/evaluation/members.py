@@ -2,21 +2,22 @@
 
 A member folder holds, per split and test-time view, the model's probabilities
 for every face as float16 (``train_flip.npy``: 28,709 x 7, ~400 KB) and
-``member.json`` (the model, its card's essentials, the data checksum each file
-was computed on, val metrics per view). Such folders are small enough to commit,
+``member.json`` (the model, its file's SHA-256, its card's essentials, the data
+checksum each file was computed on, val metrics per view). Such folders are small enough to commit,
 so an ensemble (a teacher for distillation) is the mean of members that each
 finished on some machine, whatever happened to the machines and their caches.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from ferkeras.artifacts import resolve_model
-from ferkeras.card import portable_path, run_name
+from ferkeras.card import portable_path, run_name, trained_by
 from ferkeras.data.sources import load_split
 from ferkeras.errors import FerKerasError
 from ferkeras.evaluation.metrics import classification_metrics
@@ -33,19 +34,36 @@ def _probability_file(folder: Path, split: str, view: str) -> Path:
     return folder / f"{split}_{view}.npy"
 
 
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def store_member(model, data, output, splits=("val", "train"), views=("none", "flip", "tencrop")) -> dict:
     """Write ``output``'s probability files for each split and view, skipping those already there.
 
     Each file is written as soon as it is computed, so an interrupted run resumes
-    where it stopped. Returns the member record.
+    where it stopped; a folder started by another model file is refused. Returns
+    the member record.
     """
     predictor = Predictor.load(resolve_model(model))
     predictor.require_fer_classes()
     output = Path(output)
     record_path = output / MEMBER_FILE
     record = read_json(record_path, "member record") if record_path.is_file() else {}
+    model_sha256 = _file_sha256(predictor.path)
+    name = run_name(predictor.path.parent)
+    known = record.get("model_sha256")
+    if record.get("files") and (known != model_sha256 if known else record.get("model") != name):
+        # a model path can come to hold another model (a shipped folder replaced): never mix two models' files
+        raise FerKerasError(f"{output} holds probabilities of another model ({record.get('model')}): choose a new --output")
     record.update(
-        model=run_name(predictor.path.parent),
+        model=name,
+        model_sha256=model_sha256,
+        trained_by=trained_by(predictor.card),
         data=portable_path(str(data)),
         architecture=predictor.card.get("architecture", {}),
         training_compute_seconds=predictor.card.get("training", {}).get("compute_seconds"),
