@@ -56,9 +56,9 @@ def test_shipped_files_and_card(folder):
 
 
 def test_the_default_model_was_trained_with_a_config_file_in_the_repository():
-    # docs/recipe.md reproduces the default with the config whose run folder made it
-    # (its last step)
-    # through the loader, so settings added since the card was written take their defaults
+    # docs/recipe.md reproduces the default with the config that wrote its run folder (the
+    # recipe's last step); the card's config goes through the loader so that settings
+    # added since the card was written take their defaults
     trained = load_config(overrides=[read_card(SHIPPED)["training"]["config"]]).to_dict()
     configs = [load_config(path).to_dict() for path in sorted((REPO / "configs").glob("*.yaml"))]
     matching = [settings for settings in configs if settings["output_dir"] == trained["output_dir"]]
