@@ -24,12 +24,13 @@ def ship(run: str | Path, name: str, data: str | Path, into: str | Path = "saved
 
     A folder already there is replaced only if it is a model folder (it has a
     card), and only once the new one is complete: until then it waits aside and
-    comes back if anything fails.
+    comes back if anything fails. The curves and histories it holds of runs the
+    new model descends from (a recipe's earlier steps) are kept.
     """
     from ferkeras.evaluation.report import evaluate
     from ferkeras.export.workflow import run_conversions
     from ferkeras.inference.bench import benchmark, format_table, model_files
-    from ferkeras.training.soup import copy_training_records
+    from ferkeras.training.soup import copy_training_records, keep_ancestor_records
 
     model = resolve_model_file(run, KERAS_ONLY)
     source = model.parent
@@ -52,6 +53,8 @@ def ship(run: str | Path, name: str, data: str | Path, into: str | Path = "saved
             if (source / file).is_file():
                 shutil.copy2(source / file, target / file)
         copy_training_records([source], target)
+        if previous.exists():
+            keep_ancestor_records(previous, target)
         crops = read_card(target).get("preprocessing", {}).get("center_crop")
         tta = ("flip", "tencrop") if crops else ("flip",)  # ten crops need a model trained on crops
         evaluate(target, data, "val", tta, output=target / "eval_val", update_model_card=True)

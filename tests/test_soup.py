@@ -196,3 +196,16 @@ def test_ship_makes_a_complete_model_folder_and_never_replaces_a_foreign_one(tmp
     failed = runner.invoke(main, ["ship", str(run), "--name", "tiny", "--data", str(tmp_path / "missing"), "--into", str(into)])
     assert failed.exit_code == 1 and (folder / "bench.md").read_text() == "old"
     assert not (into / ".tiny.previous").exists()
+    # the recipe's next step, shipped in its place, keeps the first step's records and no others
+    (folder / "history_unrelated_phase1.csv").write_text("epoch\n")
+    restart = tmp_path / "runs" / "tiny_restart"
+    step = ["train", "--preset", "smoke", "--data", str(data), "--output", str(restart), "--phase", "2"]
+    trained = runner.invoke(main, [*step, "--set", f"phase2.init_from={run / 'model.keras'}"])
+    assert trained.exit_code == 0, trained.output
+    assert _card(restart)["training"]["initialised_from"]["model"] == run_name(run)  # the run, not its file
+    result = runner.invoke(main, ["ship", str(restart), *args[2:]])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in folder.glob("history_*.csv")) == [
+        "history_tiny_restart_phase2.csv",
+        "history_tiny_run_phase1.csv",
+    ]

@@ -12,10 +12,11 @@ re-estimating them measured no better there.
 from __future__ import annotations
 
 import copy
+import shutil
 import warnings
 from pathlib import Path
 
-from ferkeras.artifacts import KERAS_FILE, KERAS_ONLY, resolve_model_file
+from ferkeras.artifacts import FORMATS, KERAS_FILE, KERAS_ONLY, resolve_model_file
 from ferkeras.card import add_ancestor, portable_config, read_card, run_name, total_compute_seconds, write_card
 from ferkeras.errors import FerKerasError
 from ferkeras.models.files import load_keras_model
@@ -102,6 +103,29 @@ def copy_training_records(runs: list[Path], output: Path) -> None:
                 continue
             copied.add(content)
             (output / name).write_bytes(content)
+
+
+def _record_run(path: Path) -> str:
+    """The run a record written by :func:`copy_training_records` belongs to."""
+    if path.name.startswith("history_"):
+        return path.stem.removeprefix("history_").rsplit("_", 1)[0]  # history_RUN_phaseN.csv
+    return path.stem.removeprefix("training_curves_")
+
+
+def keep_ancestor_records(replaced: Path, output: Path) -> list[Path]:
+    """Copy from a replaced model folder the curves and histories of runs ``output``'s model descends from.
+
+    A recipe in steps ships its last run, whose folder holds only its own records;
+    the earlier steps' records live on in the folder it replaces. Returns the copies.
+    """
+    names = [Path(name) for name in read_card(output).get("training", {}).get("ancestors", {})]
+    runs = {name.parent.name if name.suffix in FORMATS else name.name for name in names}
+    kept = []
+    for path in sorted(replaced.glob("history_*.csv")) + sorted(replaced.glob("training_curves_*.png")):
+        if _record_run(path) in runs and not (output / path.name).exists():
+            shutil.copy2(path, output / path.name)
+            kept.append(output / path.name)
+    return kept
 
 
 def _model_file(run: Path) -> Path:
