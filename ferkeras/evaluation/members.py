@@ -3,9 +3,10 @@
 A member folder holds, per split and test-time view, the model's probabilities
 for every face as float16 (``train_flip.npy``: 28,709 x 7, ~400 KB) and
 ``member.json`` (the model, its file's SHA-256, its card's essentials, the data
-checksum each file was computed on, val metrics per view). Such folders are small enough to commit,
-so an ensemble (a teacher for distillation) is the mean of members that each
-finished on some machine, whatever happened to the machines and their caches.
+checksum each file was computed on, val metrics per view). Such folders are
+small enough to commit, so an ensemble (a teacher for distillation) is the mean
+of members that each finished on some machine, whatever happened to the
+machines and their caches.
 """
 
 from __future__ import annotations
