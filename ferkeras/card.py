@@ -11,7 +11,7 @@ import copy
 import json
 from pathlib import Path
 
-from ferkeras.artifacts import CARD_FILE, RUNS_DIR
+from ferkeras.artifacts import CARD_FILE, FORMATS, RUNS_DIR
 from ferkeras.config import comma_list
 from ferkeras.errors import FerKerasError
 from ferkeras.io import atomic_write_json, read_json
@@ -94,12 +94,16 @@ def portable_path(path: str) -> str:
 
 
 def run_name(path: str | Path) -> str:
-    """How a card names a run or model folder: relative to the runs folder where it lives there."""
+    """How a card names a run or model folder (a model file: its folder): relative to the
+    runs folder where it lives there."""
+    path = Path(path)
+    if path.suffix.lower() in FORMATS and path.parent != Path("."):
+        path = path.parent
     runs = RUNS_DIR.expanduser()
-    absolute = Path(path).expanduser().absolute()
+    absolute = path.expanduser().absolute()
     if absolute.is_relative_to(runs) and absolute != runs:
         return str(absolute.relative_to(runs))
-    return portable_path(str(absolute)) if Path(path).is_absolute() else str(path)
+    return portable_path(str(absolute)) if path.is_absolute() else str(path)
 
 
 def trained_by(card: dict) -> list[str]:

@@ -118,6 +118,9 @@ def test_cards_hold_no_absolute_paths():
     home = str(Path.home() / ".cache" / "ferkeras" / "runs" / "v4")
     assert run_name(home) == "v4" and run_name("~/.cache/ferkeras/runs/v4") == "v4"
     assert run_name("saved_models/fer2013_resnet18_cbam") == "saved_models/fer2013_resnet18_cbam"
+    # a model file is named by its run or model folder
+    assert run_name("~/.cache/ferkeras/runs/v4/model.keras") == "v4"
+    assert run_name("saved_models/fer2013_resnet18_cbam/model_int8.tflite") == "saved_models/fer2013_resnet18_cbam"
     assert portable_path(str(Path.home() / "data" / "fer")) == "~/data/fer"
     assert portable_path("/mnt/somewhere/else") == "else" and portable_path("../shared/fer2013") == "../shared/fer2013"
     # distill_from lists teachers: each part is made portable

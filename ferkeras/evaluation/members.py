@@ -56,7 +56,7 @@ def store_member(model, data, output, splits=("val", "train"), views=("none", "f
     record_path = output / MEMBER_FILE
     record = read_json(record_path, "member record") if record_path.is_file() else {}
     model_sha256 = _file_sha256(predictor.path)
-    name = run_name(predictor.path.parent)
+    name = run_name(predictor.path)
     known = record.get("model_sha256")
     if record.get("files") and (known != model_sha256 if known else record.get("model") != name):
         # a model path can come to hold another model (a shipped folder replaced): never mix two models' files

@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 
 from ferkeras import __version__
-from ferkeras.artifacts import FORMATS, KERAS_FILE, resolve_model_file
+from ferkeras.artifacts import KERAS_FILE, resolve_model_file
 from ferkeras.card import add_ancestor, portable_config, portable_path, read_card, run_name, total_compute_seconds
 from ferkeras.config import ONLINE_VIEW, TrainConfig, comma_list
 from ferkeras.data.sources import Split
@@ -132,8 +132,7 @@ def _link(phase: str, source: str, ancestors: dict, view: str = "flip") -> dict:
         return {"phase": phase, "members": [portable_path(str(folder)) for folder in members], "view": view}
     names = []
     for part in comma_list(source):
-        path = Path(part).expanduser()
-        names.append(run_name(path.parent if path.suffix.lower() in FORMATS else part))  # a model file: its run
+        names.append(run_name(part))
         try:
             add_ancestor(ancestors, names[-1], read_card(resolve_model_file(part)).get("training", {}))
         except FerKerasError:

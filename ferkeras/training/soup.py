@@ -16,12 +16,13 @@ import shutil
 import warnings
 from pathlib import Path
 
-from ferkeras.artifacts import FORMATS, KERAS_FILE, KERAS_ONLY, resolve_model_file
+from ferkeras.artifacts import KERAS_FILE, KERAS_ONLY, resolve_model_file
 from ferkeras.card import add_ancestor, portable_config, read_card, run_name, total_compute_seconds, write_card
 from ferkeras.errors import FerKerasError
 from ferkeras.models.files import load_keras_model
 from ferkeras.training.averaging import average_snapshots
 from ferkeras.training.callbacks import save_model_atomic
+from ferkeras.training.run_folder import PHASES
 
 # What every ingredient must share with the first for their weights to mean the same thing.
 MATCHING_CARD_KEYS = ("class_names", "input", "preprocessing", "architecture")
@@ -80,6 +81,14 @@ def soup_card(runs: list[Path], cards: list[dict]) -> dict:
     return card
 
 
+def _curves_name(run: str) -> str:
+    return f"training_curves_{run}.png"
+
+
+def _history_name(run: str, phase: str) -> str:
+    return f"history_{run}_{phase}.csv"
+
+
 def copy_training_records(runs: list[Path], output: Path) -> None:
     """Each run's curves and per-phase histories, named after the run.
 
@@ -90,8 +99,8 @@ def copy_training_records(runs: list[Path], output: Path) -> None:
     copied: set[bytes] = set()
     for run in runs:
         folder = run if run.is_dir() else run.parent
-        sources = [(folder / "training_curves.png", f"training_curves_{folder.name}.png")]
-        sources += [(phase / "history.csv", f"history_{folder.name}_{phase.name}.csv") for phase in sorted(folder.glob("phase*"))]
+        sources = [(folder / "training_curves.png", _curves_name(folder.name))]
+        sources += [(phase / "history.csv", _history_name(folder.name, phase.name)) for phase in sorted(folder.glob("phase*"))]
         sources += [
             (path, path.name) for path in sorted(folder.glob("training_curves_*.png")) + sorted(folder.glob("history_*.csv"))
         ]
@@ -105,26 +114,19 @@ def copy_training_records(runs: list[Path], output: Path) -> None:
             (output / name).write_bytes(content)
 
 
-def _record_run(path: Path) -> str:
-    """The run a record written by :func:`copy_training_records` belongs to."""
-    if path.name.startswith("history_"):
-        return path.stem.removeprefix("history_").rsplit("_", 1)[0]  # history_RUN_phaseN.csv
-    return path.stem.removeprefix("training_curves_")
-
-
 def keep_ancestor_records(replaced: Path, output: Path) -> list[Path]:
     """Copy from a replaced model folder the curves and histories of runs ``output``'s model descends from.
 
     A recipe in steps ships its last run, whose folder holds only its own records;
     the earlier steps' records live on in the folder it replaces. Returns the copies.
     """
-    names = [Path(name) for name in read_card(output).get("training", {}).get("ancestors", {})]
-    runs = {name.parent.name if name.suffix in FORMATS else name.name for name in names}
     kept = []
-    for path in sorted(replaced.glob("history_*.csv")) + sorted(replaced.glob("training_curves_*.png")):
-        if _record_run(path) in runs and not (output / path.name).exists():
-            shutil.copy2(path, output / path.name)
-            kept.append(output / path.name)
+    for ancestor in read_card(output).get("training", {}).get("ancestors", {}):
+        run = Path(run_name(ancestor)).name
+        for name in (_curves_name(run), *(_history_name(run, phase) for phase in PHASES)):
+            if (replaced / name).is_file() and not (output / name).exists():
+                shutil.copy2(replaced / name, output / name)
+                kept.append(output / name)
     return kept
 
 
