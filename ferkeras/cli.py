@@ -220,19 +220,24 @@ def ship(run, name, data, into, onnx) -> None:
 @main.command()
 @click.option(
     "--model",
-    help="Run folder, model folder, model file (.keras/.tflite/.onnx) or shipped model name [default: the shipped model].",
+    multiple=True,
+    help="Run folder, model folder, model file (.keras/.tflite/.onnx), shipped model name, or ensemble member folder "
+    "(ferkeras members); repeat to score the mean of their probabilities [default: the shipped model].",
 )
 @click.option("--data", default=DEFAULT_DATA, show_default=True, help="Data root (class folders) or fer2013.csv.")
 @click.option("--split", default="val", show_default=True, type=click.Choice(SPLITS))
 @click.option(
     "--tta", multiple=True, type=click.Choice(TTA_MODES[1:]), help="Also report test-time augmentation; repeat for both."
 )
-@click.option("--output", help="Folder for metrics.json and PNGs [default: MODEL_DIR/eval_SPLIT].")
+@click.option(
+    "--output",
+    help="Folder for metrics.json and PNGs [default: MODEL_DIR/eval_SPLIT; needed for members and ensembles].",
+)
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable images and bad CSV rows.")
 @click.option("--update-card", is_flag=True, help="Store the metrics in the model card.")
 @friendly_errors
 def evaluate(model, data, split, tta, output, skip_bad, update_card) -> None:
-    """Accuracy, per-class metrics, confusion matrices and worst mistakes on a split."""
+    """Accuracy, per-class metrics, confusion matrices and worst mistakes on a split, of a model or an ensemble."""
     from ferkeras.evaluation.report import evaluate as run_evaluation
 
     run_evaluation(model, data, split, tta, output, skip_bad, update_card)

@@ -22,7 +22,7 @@ from ferkeras.config import DEFAULT_DATA
 from ferkeras.data.pipeline import class_weights
 from ferkeras.data.sources import load_split
 from ferkeras.evaluation.metrics import classification_metrics
-from ferkeras.evaluation.report import predict_with_tta
+from ferkeras.evaluation.tta import predict_with_tta
 from ferkeras.inference.predictor import Predictor
 
 

@@ -60,3 +60,31 @@ def test_members_and_ensemble_commands(exported_model, tmp_path):
     scored = invoke("ensemble", tmp_path / "m", "--data", data)
     assert scored.exit_code == 0, scored.output
     assert scored.output.startswith("val, mean of 1 (flip): accuracy")
+
+
+def test_evaluate_scores_members_models_and_their_mean(exported_model, tmp_path):
+    from ferkeras.evaluation.report import evaluate
+
+    data = json.loads((exported_model / "model_card.json").read_text())["training"]["config"]["data"]["root"]
+    member = tmp_path / "member"
+    store_member(exported_model / "model_int8.tflite", data, member, splits=("val",))
+    alone = evaluate(member, data, "val", tta="flip", output=tmp_path / "alone")
+    assert alone["format"] == "ensemble" and alone["model"] == [str(member)]
+    assert alone["flip"]["accuracy"] == score_ensemble([member], data, "val", "flip")["accuracy"]
+    assert (tmp_path / "alone" / "confusion_matrix.png").is_file() and (tmp_path / "alone" / "mistakes.png").is_file()
+
+    # a member beside a live model, face for face: the int8 file's stored probabilities and the Keras model's
+    keras_alone = evaluate(exported_model / "model.keras", data, "val", output=tmp_path / "keras")
+    mixed = evaluate([member, exported_model / "model.keras"], data, "val", output=tmp_path / "mixed")
+    assert len(mixed["model"]) == 2 and mixed["none"]["samples"] == keras_alone["none"]["samples"]
+    assert mixed["none"]["nll"] <= (alone["none"]["nll"] + keras_alone["none"]["nll"]) / 2 + 1e-3  # a mean of aligned rows
+    assert mixed["none"]["accuracy"] == pytest.approx(keras_alone["none"]["accuracy"], abs=0.05)
+
+    with pytest.raises(FerKerasError, match="--output is needed"):
+        evaluate([member, member], data, "val")
+    with pytest.raises(FerKerasError, match="--update-card takes one model"):
+        evaluate(member, data, "val", output=tmp_path / "x", update_model_card=True)
+    result = invoke(
+        "evaluate", "--model", member, "--model", member, "--data", data, "--tta", "tencrop", "--output", tmp_path / "t"
+    )
+    assert result.exit_code == 1 and "no val probabilities with view 'tencrop'" in result.output

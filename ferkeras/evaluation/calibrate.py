@@ -19,7 +19,7 @@ from ferkeras.calibration import apply_temperature, expected_calibration_error, 
 from ferkeras.card import card_path, portable_path, update_card
 from ferkeras.data.sources import load_split
 from ferkeras.evaluation.plots import plot_reliability
-from ferkeras.evaluation.report import predict_with_tta
+from ferkeras.evaluation.tta import predict_with_tta
 from ferkeras.inference.predictor import Predictor
 from ferkeras.io import ensure_writable
 

@@ -22,7 +22,7 @@ from ferkeras.card import portable_path, run_name, trained_by
 from ferkeras.data.sources import load_split
 from ferkeras.errors import FerKerasError
 from ferkeras.evaluation.metrics import classification_metrics
-from ferkeras.evaluation.report import predict_with_tta
+from ferkeras.evaluation.tta import predict_with_tta
 from ferkeras.images import TTA_MODES
 from ferkeras.inference.predictor import Predictor
 from ferkeras.io import atomic_path, atomic_write_json, read_json
@@ -98,10 +98,28 @@ def store_member(model, data, output, splits=("val", "train"), views=("none", "f
     return record
 
 
-def member_probabilities(folder: str | Path, split: str, view: str, faces_at) -> tuple[np.ndarray, np.ndarray]:
-    """A member's stored float32 probabilities for ``split``/``view`` and the labels, checked against the data.
+def is_member(path) -> bool:
+    """Whether ``path`` is an ensemble member folder (``ferkeras members`` wrote it)."""
+    return path is not None and (Path(path) / MEMBER_FILE).is_file()
 
-    ``faces_at(size)`` gives the split's faces at that face size.
+
+def split_loader(data, split: str, skip_bad: bool = False):
+    """``faces_at(size)``: ``split`` of ``data`` at that face size, decoded once per size."""
+    loaded: dict = {}
+
+    def faces_at(size: int):
+        if size not in loaded:
+            loaded[size] = load_split(data, split, size, skip_bad)
+        return loaded[size]
+
+    return faces_at
+
+
+def member_probabilities(folder: str | Path, split: str, view: str, faces_at):
+    """A member's stored float32 probabilities for ``split``/``view`` and the faces they were checked against.
+
+    ``faces_at(size)`` gives the split's faces at that face size; the stored
+    file must have been computed on exactly these faces (data checksum).
     """
     folder = Path(folder)
     record = read_json(folder / MEMBER_FILE, "member record")
@@ -114,7 +132,7 @@ def member_probabilities(folder: str | Path, split: str, view: str, faces_at) ->
     faces = faces_at(int(entry["face_size"]))
     if entry.get("data_sha256") != faces.checksum():
         raise FerKerasError(f"{folder / name} was computed on other {split} faces than these (data checksum differs)")
-    return np.load(folder / name).astype(np.float32), faces.labels
+    return np.load(folder / name).astype(np.float32), faces
 
 
 def score_ensemble(members, data, split: str = "val", view: str = "flip") -> dict:
@@ -123,12 +141,6 @@ def score_ensemble(members, data, split: str = "val", view: str = "flip") -> dic
         raise FerKerasError(f"view must be one of {', '.join(TTA_MODES)}, got {view!r}")
     if not members:
         raise FerKerasError("an ensemble needs at least one member folder")
-    loaded_faces: dict = {}  # the split is decoded once per face size, not once per member
-
-    def faces_at(size: int):
-        if size not in loaded_faces:
-            loaded_faces[size] = load_split(data, split, size)
-        return loaded_faces[size]
-
+    faces_at = split_loader(data, split)
     loaded = [member_probabilities(m, split, view, faces_at) for m in members]
-    return classification_metrics(loaded[0][1], np.mean([probabilities for probabilities, _ in loaded], axis=0))
+    return classification_metrics(loaded[0][1].labels, np.mean([probabilities for probabilities, _ in loaded], axis=0))

@@ -1,4 +1,4 @@
-"""``ferkeras evaluate``: metrics, confusion matrices and mistakes for one split."""
+"""``ferkeras evaluate``: metrics, confusion matrices and mistakes for one split, of a model or an ensemble."""
 
 from __future__ import annotations
 
@@ -9,34 +9,27 @@ import numpy as np
 
 from ferkeras.artifacts import resolve_model
 from ferkeras.card import card_path, update_card
-from ferkeras.data.sources import load_split
 from ferkeras.errors import FerKerasError
+from ferkeras.evaluation.members import is_member, member_probabilities, split_loader
 from ferkeras.evaluation.metrics import classification_metrics, format_report
 from ferkeras.evaluation.plots import plot_confusion, plot_mistakes, plot_reliability
-from ferkeras.images import TTA_MODES, ten_crops, to_model_input
+from ferkeras.evaluation.tta import predict_with_tta
+from ferkeras.images import TTA_MODES
 from ferkeras.inference.predictor import Predictor
 from ferkeras.io import atomic_write_json, ensure_writable
+from ferkeras.labels import CLASS_NAMES
 
 log = logging.getLogger(__name__)
 
 
-def predict_with_tta(predictor: Predictor, faces: np.ndarray, mode: str) -> np.ndarray:
-    """Probabilities for (N, S, S) faces at the card's face size, averaged over views.
-
-    ``flip`` averages the face and its mirror image; ``tencrop`` averages the four
-    corner crops, the centre crop and their mirror images (models trained with crops).
-    """
-    if mode == "tencrop":
-        if not predictor.crop:
-            raise FerKerasError("--tta tencrop needs a model trained with random crops (card center_crop > 0)")
-        views = ten_crops(faces, predictor.crop)
-        return sum(predictor.predict_prepared(to_model_input(view, predictor.channels)) for view in views) / len(views)
-    centre = to_model_input(faces, predictor.channels, predictor.crop)
-    return predictor.predict_prepared(centre, flip=mode == "flip")
+def _sources(model) -> list:
+    if model is None or isinstance(model, (str, Path)):
+        return [model]
+    return list(model) or [None]
 
 
 def evaluate(
-    model: str | Path | None,
+    model: str | Path | None | list,
     data: str | Path,
     split: str = "val",
     tta: str | tuple[str, ...] = "none",
@@ -47,39 +40,69 @@ def evaluate(
 ) -> dict:
     """Evaluate ``model`` on ``split`` of ``data``; write metrics.json and PNGs; return metrics.
 
-    Metrics without test-time augmentation are always computed; each mode in
-    ``tta`` (``flip``, ``tencrop``) adds its averaged variant.
+    ``model`` is a model (file, folder, run or shipped name; None: the default),
+    an ensemble member folder (``ferkeras members``: its stored probabilities), or
+    a list of these, scored as the mean of their probabilities. Metrics without
+    test-time augmentation are always computed; each mode in ``tta`` (``flip``,
+    ``tencrop``) adds its averaged variant.
     """
-    modes = [tta] if isinstance(tta, str) else list(tta)
+    modes = ["none"] + [m for m in ([tta] if isinstance(tta, str) else list(tta)) if m != "none"]
     for mode in modes:
         if mode not in TTA_MODES:
             raise FerKerasError(f"--tta must be one of {', '.join(TTA_MODES)}, got {mode!r}")
-    predictor = Predictor.load(resolve_model(model))
-    predictor.require_fer_classes()
+    sources = _sources(model)
+    members = [s for s in sources if is_member(s)]
+    single_model = len(sources) == 1 and not members
+    if not single_model:
+        if update_model_card:
+            raise FerKerasError("--update-card takes one model, not member folders or an ensemble")
+        if output is None:
+            raise FerKerasError("--output is needed to score member folders or an ensemble (where to write metrics.json)")
+    faces_at = split_loader(data, split, skip_bad)
+    probabilities: dict[str, list[np.ndarray]] = {mode: [] for mode in modes}
+    names, faces, predictor = [], None, None
+    for source in sources:
+        if is_member(source):
+            names.append(str(source))
+            for mode in modes:
+                member, member_faces = member_probabilities(source, split, mode, faces_at)
+                probabilities[mode].append(member)
+        else:
+            predictor = Predictor.load(resolve_model(source))
+            predictor.require_fer_classes()
+            names.append(str(predictor.path))
+            member_faces = faces_at(predictor.face_resize)
+            for mode in modes:
+                probabilities[mode].append(predict_with_tta(predictor, member_faces.images, mode))
+        if faces is None:  # the first source's faces show the mistakes
+            faces = member_faces
     out_dir = ensure_writable(Path(output) if output else card_path(predictor.path).parent / f"eval_{split}")
-    faces = load_split(data, split, predictor.face_resize, skip_bad)
-    results = {"model": str(predictor.path), "format": predictor.format, "data": str(data), "split": split}
-    probabilities = predict_with_tta(predictor, faces.images, "none")
-    results["none"] = classification_metrics(faces.labels, probabilities, predictor.class_names)
-    log.info(format_report(results["none"], f"{split} (no TTA)"))
+    results = {
+        "model": names[0] if single_model else names,
+        "format": predictor.format if single_model else "ensemble",
+        "data": str(data),
+        "split": split,
+    }
+    label = f"{split}, mean of {len(sources)}" if len(sources) > 1 else split
     for mode in modes:
-        if mode != "none":
-            tta_probs = predict_with_tta(predictor, faces.images, mode)
-            results[mode] = classification_metrics(faces.labels, tta_probs, predictor.class_names)
-            log.info(format_report(results[mode], f"{split} (TTA {mode})"))
+        mean = np.mean(probabilities[mode], axis=0)
+        results[mode] = classification_metrics(faces.labels, mean, list(CLASS_NAMES))
+        log.info(format_report(results[mode], f"{label} ({'no TTA' if mode == 'none' else f'TTA {mode}'})"))
+    plain = np.mean(probabilities["none"], axis=0)
 
     atomic_write_json(out_dir / "metrics.json", results)
     counts = np.asarray(results["none"]["confusion_matrix"])
-    plot_confusion(counts, predictor.class_names, out_dir / "confusion_matrix.png", normalise=False)
-    plot_confusion(counts, predictor.class_names, out_dir / "confusion_matrix_normalised.png", normalise=True)
-    plot_reliability(faces.labels, {f"T = {predictor.temperature:g}": probabilities}, out_dir / "reliability_diagram.png")
-    predicted = probabilities.argmax(axis=1)
+    names = list(CLASS_NAMES)
+    plot_confusion(counts, names, out_dir / "confusion_matrix.png", normalise=False)
+    plot_confusion(counts, names, out_dir / "confusion_matrix_normalised.png", normalise=True)
+    curve = f"T = {predictor.temperature:g}" if single_model else label
+    plot_reliability(faces.labels, {curve: plain}, out_dir / "reliability_diagram.png")
+    predicted = plain.argmax(axis=1)
     wrong = np.flatnonzero(predicted != faces.labels)
-    worst = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:mistakes]
-    names = predictor.class_names
+    worst = wrong[np.argsort(-plain[wrong, predicted[wrong]])][:mistakes]
     plot_mistakes(
         faces.images[worst],
-        [f"{names[faces.labels[i]]}->{names[predicted[i]]} {probabilities[i, predicted[i]]:.2f}" for i in worst],
+        [f"{names[faces.labels[i]]}->{names[predicted[i]]} {plain[i, predicted[i]]:.2f}" for i in worst],
         out_dir / "mistakes.png",
     )
     if update_model_card:

@@ -34,7 +34,7 @@ from ferkeras.artifacts import FOLDER_PREFERENCE, LIVE_PREFERENCE, resolve_model
 from ferkeras.config import ONLINE_VIEW, PhaseConfig, comma_list
 from ferkeras.data.sources import Split
 from ferkeras.errors import FerKerasError
-from ferkeras.evaluation.members import MEMBER_FILE, member_probabilities
+from ferkeras.evaluation.members import MEMBER_FILE, is_member, member_probabilities
 from ferkeras.io import atomic_path
 from ferkeras.labels import CLASS_NAMES, NUM_CLASSES
 
@@ -45,7 +45,7 @@ TEACHER_FILE = "teacher_probs.npy"
 def member_folders(source: str) -> list[Path] | None:
     """The ensemble member folders ``distill_from`` names, or None when it names a model."""
     parts = [Path(part).expanduser() for part in comma_list(source)]
-    members = [part for part in parts if (part / MEMBER_FILE).is_file()]
+    members = [part for part in parts if is_member(part)]
     if not members:
         return None
     if len(members) < len(parts):
