@@ -16,9 +16,23 @@ CSV_CODE_TO_INDEX: dict[int, int] = {code: CLASS_NAMES.index(name) for code, nam
 CSV_USAGE_TO_SPLIT: dict[str, str] = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 
 
+#: Other names data sets give these classes (folder names of RAF-DB, AffectNet, ExpW
+#: and CK+ exports, KDEF-style adjectives), case-insensitive.
+CLASS_ALIASES: dict[str, str] = {
+    "anger": "angry",
+    "disgusted": "disgust",
+    "fearful": "fear",
+    "afraid": "fear",
+    "happiness": "happy",
+    "sadness": "sad",
+    "surprised": "surprise",
+}
+
+
 def class_index(name: str) -> int:
-    """Return the output index of class ``name``; raise ``ValueError`` naming the valid ones."""
+    """Return the output index of class ``name`` or an alias of it; raise ``ValueError`` naming the valid ones."""
+    key = name.strip().lower()
     try:
-        return CLASS_NAMES.index(name.lower())
+        return CLASS_NAMES.index(CLASS_ALIASES.get(key, key))
     except ValueError:
         raise ValueError(f"unknown class {name!r}; expected one of {', '.join(CLASS_NAMES)}") from None

@@ -61,6 +61,18 @@ def test_csv_splits_and_labels(csv_data):
     assert load_split(csv_data.parent, "test", 48).name == "test"
 
 
+def test_other_data_sets_folder_names(tmp_path):
+    root = make_folder_dataset(tmp_path, per_class=2)
+    for split in ("train", "val"):
+        for ours, theirs in (("angry", "Anger"), ("happy", "happiness"), ("sad", "Sadness"), ("surprise", "surprised")):
+            (root / split / ours).rename(root / split / theirs)
+    renamed = load_dataset(root, 48)["train"]
+    assert renamed.class_counts().tolist() == [2] * 7
+    happy = next(i for i, origin in enumerate(renamed.origins) if "/happiness/" in origin)
+    assert renamed.labels[happy] == CLASS_NAMES.index("happy")
+    assert class_index(" Fearful ") == CLASS_NAMES.index("fear")
+
+
 def test_unknown_class_folder(tmp_path):
     root = make_folder_dataset(tmp_path, per_class=2)
     (root / "train" / "contempt").mkdir()

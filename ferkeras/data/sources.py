@@ -20,7 +20,7 @@ import numpy as np
 
 from ferkeras.errors import FerKerasError
 from ferkeras.images import IMAGE_SUFFIXES, is_image_file, read_face, resize_face
-from ferkeras.labels import CLASS_NAMES, CSV_CODE_TO_INDEX, CSV_USAGE_TO_SPLIT, NUM_CLASSES
+from ferkeras.labels import CLASS_NAMES, CSV_CODE_TO_INDEX, CSV_USAGE_TO_SPLIT, NUM_CLASSES, class_index
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +95,12 @@ def _load_folder_split(split_dir: Path, image_size: int, skip_bad: bool) -> Spli
     for entry in sorted(split_dir.iterdir()):
         if not entry.is_dir():
             continue
-        name = entry.name.lower()
-        if name not in CLASS_NAMES:
+        try:
+            label = class_index(entry.name)
+        except ValueError:
             raise FerKerasError(
                 f"unknown class folder {entry}; expected folders named {', '.join(CLASS_NAMES)} (rename or move it)"
-            )
-        label = CLASS_NAMES.index(name)
+            ) from None
         for file in sorted(entry.iterdir()):
             if file.is_dir() or file.name.startswith("."):
                 continue
