@@ -42,7 +42,7 @@ KERAS_ONLY = (KERAS_FILE,)
 #: The shipped models, by name; the first is the default.
 SHIPPED_MODELS = {
     "fer2013_resnet18_cbam_small": "the default: 3x3 stride-1 stem, 275 M multiply-accumulates per face",
-    "fer2013_resnet18_cbam": "the fast one: a quarter of the default's compute, 1.5 pp less accurate",
+    "fer2013_resnet18_cbam": "the fast one: a quarter of the default's compute, less accurate",
     "fer2013_resnet18_cbam_realtime": "the realtime one: 3/8 width, 40 M multiply-accumulates per face, as accurate as the fast one",
 }
 DEFAULT_MODEL = next(iter(SHIPPED_MODELS))

@@ -131,7 +131,7 @@ class ExportConfig:
 
     # TFLite op types the int8 model computes in float32: CBAM's attention (MUL,
     # LOGISTIC, MEAN, REDUCE_MAX, CONCATENATION, SUM) and the residual ADDs. Keeping
-    # them in float cost the shipped default 0.42 pp against 1.34 pp with MUL alone,
+    # them in float cost the default's first step 0.42 pp against 1.34 pp with MUL alone,
     # both with untrimmed calibration (docs/recipe.md); comma-separated, "" for a
     # fully int8 model.
     int8_float_ops: str = "MUL,ADD,LOGISTIC,MEAN,REDUCE_MAX,CONCATENATION,SUM"

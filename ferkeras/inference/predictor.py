@@ -230,8 +230,8 @@ class Predictor:
         """Run a prepared float32 (N, S, S, C) input, ``batch_size`` faces per call.
 
         ``flip`` averages each face with its mirror image (the model was trained
-        with flips): +0.5 pp on FER2013 val for the default model, +0.6 pp for the fast one
-        (README, "Model and results"), for twice the model time.
+        with flips): +0.2 to +0.7 pp on FER2013 val for the shipped models (README,
+        "Models and results"), for twice the model time.
         """
         x = np.ascontiguousarray(x, np.float32)
         if not len(x):
