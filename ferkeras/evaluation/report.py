@@ -50,59 +50,55 @@ def evaluate(
     for mode in modes:
         if mode not in TTA_MODES:
             raise FerKerasError(f"--tta must be one of {', '.join(TTA_MODES)}, got {mode!r}")
-    sources = _sources(model)
-    members = [s for s in sources if is_member(s)]
-    single_model = len(sources) == 1 and not members
+    sources = [source if is_member(source) else Predictor.load(resolve_model(source)) for source in _sources(model)]
+    single_model = len(sources) == 1 and isinstance(sources[0], Predictor)
     if not single_model:
         if update_model_card:
             raise FerKerasError("--update-card takes one model, not member folders or an ensemble")
         if output is None:
             raise FerKerasError("--output is needed to score member folders or an ensemble (where to write metrics.json)")
+    predictors = [source for source in sources if isinstance(source, Predictor)]
+    for predictor in predictors:
+        predictor.require_fer_classes()
+    out_dir = ensure_writable(Path(output) if output else card_path(predictors[0].path).parent / f"eval_{split}")
     faces_at = split_loader(data, split, skip_bad)
     probabilities: dict[str, list[np.ndarray]] = {mode: [] for mode in modes}
-    names, faces, predictor = [], None, None
+    faces = None  # the first source's faces, for the mistakes grid
     for source in sources:
-        if is_member(source):
-            names.append(str(source))
-            for mode in modes:
-                member, member_faces = member_probabilities(source, split, mode, faces_at)
-                probabilities[mode].append(member)
-        else:
-            predictor = Predictor.load(resolve_model(source))
-            predictor.require_fer_classes()
-            names.append(str(predictor.path))
-            member_faces = faces_at(predictor.face_resize)
-            for mode in modes:
-                probabilities[mode].append(predict_with_tta(predictor, member_faces.images, mode))
-        if faces is None:  # the first source's faces show the mistakes
-            faces = member_faces
-    out_dir = ensure_writable(Path(output) if output else card_path(predictor.path).parent / f"eval_{split}")
+        for mode in modes:
+            if isinstance(source, Predictor):
+                source_faces = faces_at(source.face_resize)
+                probabilities[mode].append(predict_with_tta(source, source_faces.images, mode))
+            else:
+                stored, source_faces = member_probabilities(source, split, mode, faces_at)
+                probabilities[mode].append(stored)
+        faces = faces if faces is not None else source_faces
+    names = [str(source.path if isinstance(source, Predictor) else source) for source in sources]
     results = {
         "model": names[0] if single_model else names,
-        "format": predictor.format if single_model else "ensemble",
+        "format": sources[0].format if single_model else "ensemble",
         "data": str(data),
         "split": split,
     }
     label = f"{split}, mean of {len(sources)}" if len(sources) > 1 else split
+    classes = list(CLASS_NAMES)
     for mode in modes:
-        mean = np.mean(probabilities[mode], axis=0)
-        results[mode] = classification_metrics(faces.labels, mean, list(CLASS_NAMES))
+        results[mode] = classification_metrics(faces.labels, np.mean(probabilities[mode], axis=0), classes)
         log.info(format_report(results[mode], f"{label} ({'no TTA' if mode == 'none' else f'TTA {mode}'})"))
     plain = np.mean(probabilities["none"], axis=0)
 
     atomic_write_json(out_dir / "metrics.json", results)
     counts = np.asarray(results["none"]["confusion_matrix"])
-    names = list(CLASS_NAMES)
-    plot_confusion(counts, names, out_dir / "confusion_matrix.png", normalise=False)
-    plot_confusion(counts, names, out_dir / "confusion_matrix_normalised.png", normalise=True)
-    curve = f"T = {predictor.temperature:g}" if single_model else label
+    plot_confusion(counts, classes, out_dir / "confusion_matrix.png", normalise=False)
+    plot_confusion(counts, classes, out_dir / "confusion_matrix_normalised.png", normalise=True)
+    curve = f"T = {sources[0].temperature:g}" if single_model else label
     plot_reliability(faces.labels, {curve: plain}, out_dir / "reliability_diagram.png")
     predicted = plain.argmax(axis=1)
     wrong = np.flatnonzero(predicted != faces.labels)
     worst = wrong[np.argsort(-plain[wrong, predicted[wrong]])][:mistakes]
     plot_mistakes(
         faces.images[worst],
-        [f"{names[faces.labels[i]]}->{names[predicted[i]]} {plain[i, predicted[i]]:.2f}" for i in worst],
+        [f"{classes[faces.labels[i]]}->{classes[predicted[i]]} {plain[i, predicted[i]]:.2f}" for i in worst],
         out_dir / "mistakes.png",
     )
     if update_model_card:
@@ -115,6 +111,6 @@ def evaluate(
             for mode in TTA_MODES
             if mode in results
         }
-        update_card(predictor.path, metrics={split: {"data": str(data), **summary}})
+        update_card(sources[0].path, metrics={split: {"data": str(data), **summary}})
     log.info(f"wrote {out_dir}/metrics.json, confusion_matrix*.png, reliability_diagram.png, mistakes.png")
     return results
