@@ -43,7 +43,7 @@ KERAS_ONLY = (KERAS_FILE,)
 SHIPPED_MODELS = {
     "fer2013_resnet18_cbam_small": "the default: 3x3 stride-1 stem, 275 M multiply-accumulates per face",
     "fer2013_resnet18_cbam": "the fast one: a quarter of the default's compute, less accurate",
-    "fer2013_resnet18_cbam_realtime": "the realtime one: 3/8 width, 40 M multiply-accumulates per face, as accurate as the fast one",
+    "fer2013_resnet18_cbam_realtime": "the realtime one: 3/8 width, 40 M multiply-accumulates per face, slightly more accurate than the fast one",
 }
 DEFAULT_MODEL = next(iter(SHIPPED_MODELS))
 #: Shipped models named by what they are for: ``--model accurate`` / ``realtime`` work wherever a model is named.
