@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--split", default="val")
     parser.add_argument("--view", default="none", choices=["none", "flip", "tencrop"])
-    parser.add_argument("--halvings", type=int, default=5, help="random halvings to average over")
+    parser.add_argument("--halvings", type=int, default=5, help="random halvings to fit and score")
     args = parser.parse_args()
 
     faces_at = split_loader(args.data, args.split)
