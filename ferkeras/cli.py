@@ -454,12 +454,20 @@ def cam(
 @friendly_errors
 def bench(models, data, split, threads, runs, batch, json_path) -> None:
     """Latency, throughput, size and accuracy for model files or folders (one row per file)."""
+    from ferkeras.card import read_card
     from ferkeras.inference.bench import benchmark, format_table, model_files
-    from ferkeras.io import atomic_write_json
+    from ferkeras.io import atomic_write_json, ensure_writable
 
     files = model_files(models)
     if not files:
         raise click.UsageError("no model files found in " + ", ".join(models))
+    # Every input and the output are checked before the first model is timed, which takes minutes.
+    for path in files:
+        if not path.is_file():
+            raise FerKerasError(f"no model file {path}")
+        read_card(path)
+    if json_path:
+        ensure_writable(Path(json_path).parent, "folder of --json")
     rows = []
     for path in files:
         rows.append(benchmark(path, threads, runs, batch, data, split))

@@ -262,9 +262,21 @@ def test_os_errors_are_one_line_in_every_command(exported_model, tiny, tmp_path)
     evaluated = invoke("evaluate", "--model", model, "--data", tiny, "--output", blocker / "eval")
     _one_line_error(evaluated, "cannot write to the output folder", str(blocker))
     _one_line_error(cam(model, tiny / "val" / "happy", "--no-display", "--csv", blocker / "f.csv"), str(blocker))
-    _one_line_error(invoke("bench", model, "--json", blocker / "b.json", "--runs", "2"), str(blocker))
+    benched = invoke("bench", model, "--json", blocker / "b.json", "--runs", "2")
+    _one_line_error(benched, str(blocker))
+    assert "ms/face" not in benched.output  # refused before any model was timed
     debug = invoke("--debug", "evaluate", "--model", model, "--data", tiny, "--output", blocker / "e")
     assert isinstance(debug.exception, FerKerasError)  # --debug lets the exception (and its traceback) through
+
+
+def test_bench_checks_every_model_before_timing_any(exported_model, tmp_path):
+    stray = tmp_path / "model_int8.tflite"
+    stray.write_bytes((exported_model / "model_int8.tflite").read_bytes())
+    good = exported_model / "model_int8.tflite"
+    result = invoke("bench", good, stray, "--runs", "2")
+    _one_line_error(result, "no model card", str(stray))
+    assert "ms/face" not in result.output
+    _one_line_error(invoke("bench", good, tmp_path / "missing.tflite"), "no model file", "missing.tflite")
 
 
 def test_convert_checks_its_folder_before_working(exported_model, tmp_path, monkeypatch):
