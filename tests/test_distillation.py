@@ -56,22 +56,21 @@ def test_a_missing_teacher_is_a_one_line_error_naming_the_option(tmp_path):
         distillation_targets(settings, _faces(), tmp_path, "phase2")
 
 
-def test_train_phase2_distils_from_a_teacher(tiny_model, tmp_path):
+def test_train_distils_from_a_teacher_model(tiny_model, tmp_path):
     data = make_folder_dataset(tmp_path / "data", per_class=6, size=32)
     run = tmp_path / "run"
     common = ["train", "--preset", "smoke", "--data", str(data), "--output", str(run)]
     runner = CliRunner()
-    assert runner.invoke(main, common + ["--phase", "1"]).exit_code == 0
     result = runner.invoke(
-        main, common + ["--phase", "2", "--set", f"phase2.distill_from={tiny_model}", "--set", "phase2.distill_weight=0.7"]
+        main, common + ["--phase", "1", "--set", f"phase1.distill_from={tiny_model}", "--set", "phase1.distill_weight=0.7"]
     )
     assert result.exit_code == 0, result.output
     assert "teacher" in result.output and "flip-averaged" in result.output
-    probs = np.load(run / "phase2" / TEACHER_FILE)
+    probs = np.load(run / "phase1" / TEACHER_FILE)
     assert probs.shape == (42, 7) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     card = json.loads((run / "model_card.json").read_text())
     # cards hold no absolute paths: a folder outside the home and working folders is named by its last part
-    assert card["training"]["config"]["phase2"]["distill_from"] == tiny_model.name
+    assert card["training"]["config"]["phase1"]["distill_from"] == tiny_model.name
     bad = runner.invoke(main, common + ["--phase", "1", "--output", str(tmp_path / "other"), "--set", "phase1.distill_weight=2"])
     assert bad.exit_code != 0 and "phase1.distill_weight must be between 0 and 1" in bad.output
 

@@ -160,25 +160,31 @@ def test_soup_cli(two_runs, tmp_path):
     assert missing.exit_code != 0 and "no model card for" in missing.output
 
 
-def test_ship_makes_a_complete_model_folder_and_never_replaces_a_foreign_one(tmp_path):
+def _train_and_ship(tmp_path):
+    """A smoke run's phase 1, shipped as ``tiny``; returns the data, the run, the ship arguments and the folder."""
     from synthetic import make_folder_dataset
 
     data = make_folder_dataset(tmp_path / "data", per_class=8, size=32)
     run = tmp_path / "runs" / "tiny_run"
-    runner = CliRunner()
-    trained = runner.invoke(main, ["train", "--preset", "smoke", "--data", str(data), "--output", str(run), "--phase", "1"])
+    trained = CliRunner().invoke(main, ["train", "--preset", "smoke", "--data", str(data), "--output", str(run), "--phase", "1"])
     assert trained.exit_code == 0, trained.output
     into = tmp_path / "saved_models"
+    args = ["ship", str(run), "--name", "tiny", "--data", str(data), "--into", str(into), "--no-onnx"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return data, run, args, into / "tiny"
+
+
+def test_ship_makes_a_complete_model_folder_and_never_replaces_a_foreign_one(tmp_path):
+    data, run, args, folder = _train_and_ship(tmp_path)
+    runner = CliRunner()
+    into = folder.parent
     (into / "foreign").mkdir(parents=True)
     (into / "foreign" / "thesis.tex").write_text("keep")
     refused = runner.invoke(main, ["ship", str(run), "--name", "foreign", "--data", str(data), "--into", str(into)])
     assert refused.exit_code == 1 and "is not a model folder" in refused.output
     assert (into / "foreign" / "thesis.tex").read_text() == "keep"
 
-    args = ["ship", str(run), "--name", "tiny", "--data", str(data), "--into", str(into), "--no-onnx"]
-    result = runner.invoke(main, args)
-    assert result.exit_code == 0, result.output
-    folder = into / "tiny"
     for name in (
         "model.keras",
         "model_card.json",
@@ -199,7 +205,12 @@ def test_ship_makes_a_complete_model_folder_and_never_replaces_a_foreign_one(tmp
     failed = runner.invoke(main, ["ship", str(run), "--name", "tiny", "--data", str(tmp_path / "missing"), "--into", str(into)])
     assert failed.exit_code == 1 and (folder / "bench.md").read_text() == "old"
     assert not (into / ".tiny.previous").exists()
-    # the recipe's next step, shipped in its place, keeps the first step's records and no others
+
+
+@pytest.mark.slow  # two trainings and two ships: about 2 min on a 2-core AVX2 CPU
+def test_the_next_step_shipped_in_place_keeps_the_first_steps_records_only(tmp_path):
+    data, run, args, folder = _train_and_ship(tmp_path)
+    runner = CliRunner()
     (folder / "history_unrelated_phase1.csv").write_text("epoch\n")
     restart = tmp_path / "runs" / "tiny_restart"
     step = ["train", "--preset", "smoke", "--data", str(data), "--output", str(restart), "--phase", "2"]

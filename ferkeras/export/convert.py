@@ -109,11 +109,14 @@ def convert_tflite(
     calibration: np.ndarray | None = None,
     output: Path | None = None,
     float_ops: tuple[str, ...] | None = None,
+    saved_model: Path | None = None,
 ) -> Path:
     """Write a ``.tflite`` file; int8 needs ``calibration`` images (N, S, S, C) float32.
 
     ``float_ops`` are the TFLite op types (``MUL``, ``MEAN``, ...) an int8 model
     leaves in float32 (None: :class:`~ferkeras.config.ExportConfig`'s default).
+    ``saved_model`` is this model's :func:`export_saved_model`, to convert from
+    (None: exported here and removed after).
     """
     if float_ops is None:
         float_ops = parse_float_ops(ExportConfig().int8_float_ops)
@@ -125,13 +128,16 @@ def convert_tflite(
 
     # Through a SavedModel: converting a concrete function of a Keras 3 model
     # leaves its variables unfrozen (READ_VARIABLE ops that read zeros).
-    workdir = Path(tempfile.mkdtemp(prefix="ferkeras_tflite_"))
+    workdir = None
     try:
-        saved = export_saved_model(model_path, workdir / "saved_model")
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+        if saved_model is None:
+            workdir = Path(tempfile.mkdtemp(prefix="ferkeras_tflite_"))
+            saved_model = export_saved_model(model_path, workdir / "saved_model")
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
         flatbuffer = _run_converter(converter, quantization, calibration, float_ops)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
     target = output or model_path.parent / TFLITE_FILES[quantization]
     with atomic_path(target) as tmp:
         tmp.write_bytes(flatbuffer)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -84,32 +85,37 @@ def run_conversions(
             model_path, train, reference.prepare, settings["calibration_samples"], settings["calibration_trim"]
         )
 
-    jobs = [
-        (
-            f"tflite_{q}",
-            lambda q=q: convert_tflite(model_path, q, calibration, float_ops=settings["float_ops"]),
-            {
-                "format": "tflite",
-                "quantization": q,
-                **({**settings, "float_ops": list(settings["float_ops"])} if q == "int8" else {}),
-            },
-        )
-        for q in quantizations
-    ]
-    if onnx:
-        jobs.append(("onnx", lambda: convert_onnx(model_path), {"format": "onnx"}))
-    if saved_model:
-        jobs.append(("saved_model", lambda: export_saved_model(model_path), {"format": "saved_model"}))
-    results = {}
-    for key, job, details in jobs:
-        artifact = job()
-        if key == "tflite_int8":
-            details = {**details, "float_layers": float_layers(artifact.read_bytes())}
-        check = parity(reference, Predictor.load(artifact), faces)
-        record_artifact(model_path, artifact, key, {**details, "parity": {"split": parity_split, "data": str(root), **check}})
-        results[key] = check
-        log.info(
-            f"{artifact}: agreement {check['top1_agreement']:.2%} with Keras on {check['faces']} {parity_split} faces, "
-            f"accuracy {check['accuracy']:.4f} ({check['accuracy_difference_pp']:+.2f} pp)"
-        )
+    with tempfile.TemporaryDirectory(prefix="ferkeras_export_") as workdir:
+        # One SavedModel serves every TFLite conversion: exporting it is most of a conversion's time.
+        saved = None
+        if quantizations or saved_model:
+            saved = export_saved_model(model_path, None if saved_model else Path(workdir) / "saved_model")
+        jobs = [
+            (
+                f"tflite_{q}",
+                lambda q=q: convert_tflite(model_path, q, calibration, float_ops=settings["float_ops"], saved_model=saved),
+                {
+                    "format": "tflite",
+                    "quantization": q,
+                    **({**settings, "float_ops": list(settings["float_ops"])} if q == "int8" else {}),
+                },
+            )
+            for q in quantizations
+        ]
+        if onnx:
+            jobs.append(("onnx", lambda: convert_onnx(model_path), {"format": "onnx"}))
+        if saved_model:
+            jobs.append(("saved_model", lambda: saved, {"format": "saved_model"}))
+        results = {}
+        for key, job, details in jobs:
+            artifact = job()
+            if key == "tflite_int8":
+                details = {**details, "float_layers": float_layers(artifact.read_bytes())}
+            check = parity(reference, Predictor.load(artifact), faces)
+            record_artifact(model_path, artifact, key, {**details, "parity": {"split": parity_split, "data": str(root), **check}})
+            results[key] = check
+            log.info(
+                f"{artifact}: agreement {check['top1_agreement']:.2%} with Keras on {check['faces']} {parity_split} faces, "
+                f"accuracy {check['accuracy']:.4f} ({check['accuracy_difference_pp']:+.2f} pp)"
+            )
     return results
