@@ -32,7 +32,7 @@ from ferkeras.training.callbacks import (
 )
 from ferkeras.training.distillation import distillation_targets, online_teacher
 from ferkeras.training.multiworker import check_same_start, shard_by_data
-from ferkeras.training.phases import compile_for_phase
+from ferkeras.training.phases import build_training_state, compile_for_phase
 from ferkeras.training.run_card import best_epoch_row, build_card
 from ferkeras.training.run_folder import AVERAGE_MODEL, PHASES, phase_result
 
@@ -141,6 +141,7 @@ def run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str, 
                     raise FerKerasError(f"phase 2 needs a finished phase 1 in {run_dir}; run `ferkeras train --phase 1` first")
                 model = load_keras_model(source, what="phase 1 result")
             compile_for_phase(model, settings, steps, config.label_smoothing)
+        build_training_state(model)
     if settings.epochs == 0:
         save_model_atomic(model, phase_dir / BEST_CHECKPOINT)
     elif state["epoch"] < settings.epochs and not state.get("stopped_early"):

@@ -51,3 +51,18 @@ def compile_for_phase(model: keras.Model, phase: PhaseConfig, steps_per_epoch: i
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"), keras.metrics.F1Score(average="macro", name="macro_f1")],
     )
+
+
+def build_training_state(model: keras.Model) -> None:
+    """Create the optimiser's and the metrics' variables now, before ``fit``.
+
+    Without a distribution strategy Keras creates them inside the first traced
+    training step, and TensorFlow traces a function that creates variables twice:
+    building them first halves the start-up of every phase and every resume
+    (about 25 s of 45 s for the smoke model on a 2-core CPU).
+    """
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    scores = keras.ops.zeros((1, model.output_shape[-1]))
+    model.compute_metrics(None, scores, scores, sample_weight=None)
+    model.reset_metrics()
