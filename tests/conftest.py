@@ -1,4 +1,6 @@
+import fcntl
 import os
+import shutil
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -43,24 +45,42 @@ def csv_data(tmp_path_factory) -> Path:
     return make_csv_dataset(tmp_path_factory.mktemp("csv") / "fer2013.csv")
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    """A trained tiny model folder with model.keras, its card and val/train data."""
-    from synthetic import make_folder_dataset
+def _build_tiny_model(folder: Path) -> Path:
     from tiny_model import SIZE, train_tiny_model
 
-    folder = tmp_path_factory.mktemp("tiny_model")
+    from ferkeras.export.workflow import run_conversions
+
     make_folder_dataset(folder / "data", per_class=20, size=SIZE, seed=10)
     train_tiny_model(folder)
+    run_conversions(folder, ("none", "float16", "dynamic", "int8"), onnx=True, saved_model=True)
     return folder
 
 
 @pytest.fixture(scope="session")
-def exported_model(tiny_model) -> Path:
-    """The tiny model converted to every TFLite quantization, ONNX and a SavedModel."""
-    from ferkeras.export.workflow import run_conversions
+def tiny_model(tmp_path_factory, worker_id) -> Path:
+    """A trained tiny model folder: model.keras, its card, val/train data, every TFLite
+    quantization, ONNX and a SavedModel.
 
-    run_conversions(tiny_model, ("none", "float16", "dynamic", "int8"), onnx=True, saved_model=True)
+    Built once per test run (training and exports cost about a minute on a 2-core CPU)
+    and copied into each xdist worker, since some tests convert again in place.
+    """
+    if worker_id == "master":
+        return _build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+    shared = tmp_path_factory.getbasetemp().parent / "tiny_model"  # common to this run's workers
+    with open(f"{shared}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "done").exists():
+            shutil.rmtree(shared, ignore_errors=True)
+            _build_tiny_model(shared)
+            (shared / "done").touch()
+    copy = tmp_path_factory.mktemp("tiny_model")
+    shutil.copytree(shared, copy, dirs_exist_ok=True, ignore=shutil.ignore_patterns("done"))
+    return copy
+
+
+@pytest.fixture(scope="session")
+def exported_model(tiny_model) -> Path:
+    """The tiny model, for tests that need its exports."""
     return tiny_model
 
 

@@ -76,15 +76,16 @@ def test_convert_cli_and_bad_inputs(tiny_model, tmp_path):
     assert no_data.exit_code != 0 and "parity and calibration need faces" in no_data.output
 
 
-def test_int8_conversion_does_not_warn_about_tf_lite_interpreter(tiny_model, tmp_path):
+def test_int8_conversion_does_not_warn_about_tf_lite_interpreter(exported_model, tmp_path):
     calibration = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 1)).astype(np.float32)
+    model, saved = exported_model / "model.keras", exported_model / "saved_model"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        target = convert_tflite(tiny_model / "model.keras", "int8", calibration, output=tmp_path / "m.tflite")
+        target = convert_tflite(model, "int8", calibration, output=tmp_path / "m.tflite", saved_model=saved)
     assert target.stat().st_size > 10_000
     assert not [w for w in caught if "tf.lite.Interpreter is deprecated" in str(w.message)]
     # CBAM's attention kept in float (the default) makes another graph than all-int8
-    all_int8 = convert_tflite(tiny_model / "model.keras", "int8", calibration, output=tmp_path / "all.tflite", float_ops=())
+    all_int8 = convert_tflite(model, "int8", calibration, output=tmp_path / "all.tflite", float_ops=(), saved_model=saved)
     assert all_int8.read_bytes() != target.read_bytes()
 
 

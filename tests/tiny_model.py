@@ -10,6 +10,7 @@ from synthetic import make_faces
 from ferkeras.card import write_card
 from ferkeras.labels import CLASS_NAMES
 from ferkeras.models import build_model
+from ferkeras.training.phases import build_training_state
 
 SIZE = 32
 
@@ -22,6 +23,7 @@ def train_tiny_model(folder: Path, epochs: int = 12) -> Path:
     y = keras.utils.to_categorical(labels, len(CLASS_NAMES))
     model = build_model(SIZE, 1, width=0.125, dropout=0.0)
     model.compile(keras.optimizers.Adam(3e-3), "categorical_crossentropy", metrics=["accuracy"])
+    build_training_state(model)
     model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, shuffle=True)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "model.keras"
