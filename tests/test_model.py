@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 import ferkeras
+from ferkeras.config import PhaseConfig
 from ferkeras.errors import FerKerasError
 from ferkeras.layers import CBAM
 from ferkeras.models import build_model, count_macs
+from ferkeras.training.phases import build_training_state, compile_for_phase
 
 
 def _blocks(model):
@@ -71,13 +73,21 @@ def test_bad_arguments_are_one_line_errors():
         build_model(channels=2)
 
 
+def _training_variables(model):
+    return {v.path for v in model.optimizer.variables} | {v.path for m in model.metrics for v in m.variables}
+
+
 def test_fit_step_and_keras_round_trip(tmp_path):
     model = build_model(32, width=0.125)
-    model.compile("adam", "categorical_crossentropy")
+    compile_for_phase(model, PhaseConfig(), steps_per_epoch=1, label_smoothing=0.0)
+    build_training_state(model)
+    built = _training_variables(model)
     x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 1)).astype("float32")
     y = keras.utils.to_categorical(np.arange(8) % 7, 7)
     loss = model.fit(x, y, epochs=1, verbose=0).history["loss"][0]
     assert np.isfinite(loss)
+    # the step created no variable, so TensorFlow traced it once, not twice
+    assert _training_variables(model) == built and len(built) > len(model.trainable_variables)
     model.save(tmp_path / "m.keras")
     again = keras.models.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
