@@ -58,8 +58,8 @@ def build_training_state(model: keras.Model) -> None:
 
     Without a distribution strategy Keras creates them inside the first traced
     training step, and TensorFlow traces a function that creates variables twice:
-    building them first halves the start-up of every phase and every resume
-    (about 25 s of 45 s for the smoke model on a 2-core CPU).
+    building them first about halves the start-up of every phase and every resume
+    (docs/benchmarks.md, "Training step").
     """
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
