@@ -53,7 +53,6 @@ def test_phase2_starts_from_the_named_model_and_counts_its_compute(finished_run,
     )
 
 
-@pytest.mark.slow  # 1.5-3.5 min on a 2-core AVX2 CPU: kept out of CI
 def test_fine_tuning_from_a_model_it_also_distils_counts_that_model_once(finished_run, tmp_path):
     data, first = finished_run
     tuned = tmp_path / "tuned"
