@@ -141,7 +141,6 @@ def run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str, 
                     raise FerKerasError(f"phase 2 needs a finished phase 1 in {run_dir}; run `ferkeras train --phase 1` first")
                 model = load_keras_model(source, what="phase 1 result")
             compile_for_phase(model, settings, steps, config.label_smoothing)
-        build_training_state(model)
     if settings.epochs == 0:
         save_model_atomic(model, phase_dir / BEST_CHECKPOINT)
     elif state["epoch"] < settings.epochs and not state.get("stopped_early"):
@@ -191,6 +190,8 @@ def run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str, 
                     verbose=1,
                 ),
             )
+        with strategy.scope():
+            build_training_state(model)
         log.info(
             f"[{phase}] epochs {state['epoch'] + 1}..{settings.epochs}, {steps} steps of {config.batch_size}, "
             f"trainable: {settings.trainable}, {sum(int(np.prod(w.shape)) for w in model.trainable_weights):,} trainable parameters"
