@@ -18,16 +18,13 @@ import time
 from pathlib import Path
 
 import cv2
-from bench_cam import read_frames  # scripts/ is on the path when a script runs
-from bench_vs_fer import FerModel, fer_style_step
+from bench_cam import CLIP, read_frames  # scripts/ is on the path when a script runs
+from bench_vs_fer import FER_MODEL, FerModel, fer_style_step
 
 from ferkeras.analysis.batch import AnalyzeSettings, run_batch
 from ferkeras.analysis.video import sampled_frames
 from ferkeras.inference.auto import cpu_identity
 from ferkeras.serve.loadtest import rss_mb
-
-REPO = Path(__file__).resolve().parents[1]
-CLIP = REPO / "samples" / "stage_and_audience.mp4"
 
 
 def make_long_video(path: Path, minutes: float) -> Path:
@@ -51,7 +48,7 @@ def main():
     parser.add_argument("--minutes", type=float, default=60)
     parser.add_argument("--fps", type=float, default=5)
     parser.add_argument("--work", type=Path, default=Path("/tmp/ferkeras-memory"))
-    parser.add_argument("--fer", type=Path, default=REPO.parent / "shared" / "peers" / "fer" / "emotion_model_quantized.tflite")
+    parser.add_argument("--fer", type=Path, default=FER_MODEL)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     video = args.work / f"looped_{args.minutes:g}min.mp4"

@@ -35,6 +35,7 @@ from ferkeras.inference.runner import run
 from ferkeras.inference.smoothing import Smoother, Track
 
 REPO = Path(__file__).resolve().parents[1]
+CLIP = REPO / "samples" / "stage_and_audience.mp4"  # the bundled demo clip
 
 
 def read_frames(clip: Path) -> list[np.ndarray]:
@@ -138,7 +139,7 @@ def rss_mb() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(resolve_model(DEFAULT_MODEL, (TFLITE_FILES["int8"],))))
-    parser.add_argument("--clip", default=str(REPO / "samples/stage_and_audience.mp4"))
+    parser.add_argument("--clip", default=str(CLIP))
     parser.add_argument("--alpha", type=float, default=0.2)
     parser.add_argument("--window", type=int, default=10)
     parser.add_argument("--hysteresis", type=float, default=0.15)

@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from bench_cam import LoopingSource, read_frames  # noqa: E402  (scripts/ is on the path when a script runs)
+from bench_cam import CLIP, LoopingSource, read_frames  # noqa: E402  (scripts/ is on the path when a script runs)
 
 from ferkeras.artifacts import SHIPPED_MODELS, TFLITE_FILES, find_shipped_model  # noqa: E402
 from ferkeras.inference.auto import choose_model, cpu_identity  # noqa: E402
@@ -38,6 +38,7 @@ from ferkeras.inference.recognizer import Recognizer  # noqa: E402
 from ferkeras.inference.runner import run  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+FER_MODEL = REPO.parent / "shared" / "peers" / "fer" / "emotion_model_quantized.tflite"  # never copied here
 
 
 class FerModel:
@@ -99,8 +100,8 @@ def fer_style_step(fer: FerModel):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fer", default=str(REPO.parent / "shared" / "peers" / "fer" / "emotion_model_quantized.tflite"))
-    parser.add_argument("--clip", default=str(REPO / "samples" / "stage_and_audience.mp4"))
+    parser.add_argument("--fer", default=str(FER_MODEL))
+    parser.add_argument("--clip", default=str(CLIP))
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--json", help="Also write the results here.")
     parser.add_argument("--also", action="append", default=[], help="Another model file to time per face (repeatable).")

@@ -26,14 +26,13 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from bench_cam import LoopingSource, read_frames  # noqa: E402  (scripts/ is on the path when a script runs)
-from bench_vs_fer import FerModel, fer_style_step, fps  # noqa: E402
+from bench_cam import CLIP, LoopingSource, read_frames  # noqa: E402  (scripts/ is on the path when a script runs)
+from bench_vs_fer import FER_MODEL, FerModel, fer_style_step, fps  # noqa: E402
 
 from ferkeras.inference.auto import cpu_identity, resolve_live_model  # noqa: E402
 from ferkeras.inference.recognizer import Recognizer  # noqa: E402
 from ferkeras.inference.runner import run  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {
     "plain": ({}, {}),
     "pipeline": ({}, {"pipeline": True}),
@@ -81,8 +80,8 @@ def compare(plain: list, variant: list, every: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="auto")
-    parser.add_argument("--clip", default=str(REPO / "samples" / "stage_and_audience.mp4"))
-    parser.add_argument("--fer", default=str(REPO.parent / "shared" / "peers" / "fer" / "emotion_model_quantized.tflite"))
+    parser.add_argument("--clip", default=str(CLIP))
+    parser.add_argument("--fer", default=str(FER_MODEL))
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     frames = read_frames(Path(args.clip))
