@@ -177,18 +177,20 @@ def compact_training(training: dict) -> dict:
 
 
 def total_compute_seconds(training: dict) -> float:
-    """Training seconds of a model and of every model it was made from, each distinct phase record once.
+    """Training seconds of a model and of every model it was made from, each phase once.
 
-    Runs that copy one phase 1, or a teacher that shares a restart with the
-    soup it teaches, carry identical records: counting them once is what the
-    recipe actually cost.
+    A phase is known by the ``id`` it got when it started, which copies of its
+    folder keep: runs that share one phase 1, or a teacher that shares a
+    restart with the soup it teaches, then count it once, which is what the
+    recipe actually cost. Records from before phases had ids are told apart by
+    their content.
     """
     record, ancestors = _flatten(training)
     seen: set[str] = set()
     seconds = 0.0
     for entry in (record, *ancestors.values()):
         for name, phase in entry.get("phases", {}).items():
-            key = json.dumps([name, phase], sort_keys=True)
+            key = phase.get("id") or json.dumps([name, phase], sort_keys=True)
             if key not in seen:
                 seen.add(key)
                 seconds += float(phase.get("seconds", 0.0))

@@ -96,6 +96,15 @@ def test_compute_counts_each_distinct_phase_record_once():
     assert total_compute_seconds({"soup_of": ["a", "b", "c"], "ancestors": ancestors}) == 32.0
 
 
+def test_compute_tells_phases_apart_by_id_not_by_their_numbers():
+    twin = {"seconds": 4.0, "epochs_run": 1, "best_epoch": 1}
+    ancestors = {
+        "a": {"phases": {"phase1": {**twin, "id": "p1"}, "phase2": {**twin, "id": "a2"}}},
+        "b": {"phases": {"phase1": {**twin, "id": "p1"}, "phase2": {**twin, "id": "b2"}}},  # copied phase 1
+    }
+    assert total_compute_seconds({"soup_of": ["a", "b"], "ancestors": ancestors}) == 12.0
+
+
 def test_compute_follows_teachers_and_starting_models_into_their_soups():
     phase1 = {"phase1": {"seconds": 10.0}}
     plain, mixup, distilled = ({"phases": {**phase1, "phase2": {"seconds": s}}} for s in (5.0, 6.0, 7.0))

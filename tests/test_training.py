@@ -131,7 +131,8 @@ def test_sigkill_mid_training_resumes_without_losing_epochs(tiny, tmp_path):
     assert process.poll() is None, "training ended before it could be killed"
     process.send_signal(signal.SIGKILL)
     process.wait()
-    killed_at = json.loads(state_file.read_text())["epoch"]
+    killed = json.loads(state_file.read_text())
+    killed_at = killed["epoch"]
     assert 2 <= killed_at < 5
 
     resumed = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
@@ -139,6 +140,8 @@ def test_sigkill_mid_training_resumes_without_losing_epochs(tiny, tmp_path):
     assert f"resuming after epoch {killed_at}" in resumed.stderr  # progress is logged to stderr
     history = _history(run / "phase1")
     assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5]
+    # still the same phase: cards count its compute once
+    assert json.loads(state_file.read_text())["id"] == killed["id"]
     # the optimizer and schedule continued: step count and learning rate follow on
     steps = int(keras.models.load_model(run / "phase1" / "last.keras").optimizer.iterations.numpy())
     assert steps == 5 * (112 // 16)

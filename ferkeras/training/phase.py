@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from pathlib import Path
 
 import keras
@@ -129,8 +130,9 @@ def run_phase(config: TrainConfig, phase: str, run_dir: Path, splits: dict[str, 
                 hint="; delete it to start this phase over, or pass --restart to start the run over",
             )
             log.info(f"[{phase}] resuming after epoch {state['epoch']} from {phase_dir / LAST_CHECKPOINT}")
+            state.setdefault("id", uuid.uuid4().hex)  # a run started before phases had ids
         else:
-            state = {"epoch": 0, "history": [], "wait": 0}
+            state = {"epoch": 0, "history": [], "wait": 0, "id": uuid.uuid4().hex}
             if settings.init_from:
                 model = _load_init_model(config, phase)
             elif phase == "phase1":

@@ -45,6 +45,7 @@ def build_card(config: TrainConfig, splits: dict[str, Split], run_dir: Path, mod
             "best_" + config.monitor: s.get("best"),
             "seconds": round(s.get("seconds", 0.0), 1),
             "stopped_early": s.get("stopped_early", False),
+            **({"id": s["id"]} if s.get("id") else {}),
         }
         for p, s in states.items()
         if s
