@@ -43,7 +43,9 @@ def test_auto_times_once_then_uses_the_cache(tmp_path):
     stored = json.loads(cache.read_text())
     assert len(stored) == len(SHIPPED_MODELS) and all(v["classify_ms_per_face"] > 0 for v in stored.values())
     again = choose_model(cache=cache)
-    assert again.name == first.name and "cached" in again.reason
+    assert again.name == first.name and f"cached in {cache}; delete it to time again" in again.reason
+    cache.unlink()  # what the line says to do
+    assert "timed just now" in choose_model(cache=cache).reason
     cache.write_text("{not json")  # a damaged cache is timed again, not an error
     assert "timed just now" in choose_model(cache=cache).reason
 

@@ -174,7 +174,7 @@ def choose_model(detector: str = "blazeface", threads: int = 1, fps: float = TAR
         except OSError as exc:
             log.warning(f"--model auto: could not cache the timings in {cache} ({exc.strerror}); they are redone next time")
     best, why = decide(candidates, fps)
-    source = "timed just now" if timed else f"timings cached in {cache}"
+    source = "timed just now" if timed else f"timings cached in {cache}; delete it to time again"
     return Choice(best["name"], best["path"], f"{why} on {cpu['model']} ({source})")
 
 
