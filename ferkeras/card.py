@@ -11,7 +11,7 @@ import copy
 import json
 from pathlib import Path
 
-from ferkeras.artifacts import CARD_FILE, FORMATS, RUNS_DIR
+from ferkeras.artifacts import CARD_FILE, FORMATS, KERAS_FILE, RUNS_DIR
 from ferkeras.config import comma_list
 from ferkeras.errors import FerKerasError
 from ferkeras.io import atomic_write_json, read_json
@@ -41,6 +41,36 @@ def val_accuracy(card: dict) -> float | None:
     """The model's FER2013 val accuracy without test-time augmentation, as its card records it."""
     value = card.get("metrics", {}).get("val", {}).get("none", {}).get("accuracy")
     return float(value) if value is not None else None
+
+
+def quality_summary(model_file: str | Path, view: str = "none") -> dict:
+    """What the card of ``model_file`` says of its quality, for a reader of its outputs.
+
+    ``view`` is the test-time augmentation the outputs used (``none``, ``flip``
+    or ``tencrop``). Returns the model's name, its val scores for that view
+    (None where ``ferkeras evaluate`` has not recorded them), how often this file
+    agrees with the Keras model it was exported from (1.0 for the Keras file,
+    None where no parity was measured), and its temperature calibration, if any.
+    """
+    model_file = Path(model_file)
+    card = read_card(model_file)
+    val = card.get("metrics", {}).get("val", {})
+    scores = val.get(view) or {}
+    artifact = next((a for a in card.get("artifacts", {}).values() if a.get("file") == model_file.name), {})
+    parity = artifact.get("parity", {})
+    calibration = card.get("calibration") or {}
+    return {
+        "model": model_file.parent.name,
+        "file": model_file.name,
+        "view": view,
+        "val_data": val.get("data"),
+        "val_faces": scores.get("samples"),
+        "val_accuracy": scores.get("accuracy"),
+        "val_macro_f1": scores.get("macro_f1"),
+        "agreement_with_keras": 1.0 if artifact.get("file") == KERAS_FILE else parity.get("top1_agreement"),
+        "temperature": calibration.get("temperature"),
+        "ece_15_bins": calibration.get("ece_15_bins"),
+    }
 
 
 def write_card(model_path: str | Path, card: dict) -> Path:

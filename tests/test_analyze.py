@@ -16,7 +16,11 @@ from conftest import invoke
 pytest.importorskip("pandas", reason="the [analyze] extra is not installed")
 
 import ferkeras  # noqa: E402
+from ferkeras.analysis.batch import status_counts  # noqa: E402
+from ferkeras.analysis.report import write_report  # noqa: E402
 from ferkeras.analysis.video import sampled_frames  # noqa: E402
+from ferkeras.artifacts import ACCURATE, MODEL_ROLES, find_shipped_model  # noqa: E402
+from ferkeras.card import quality_summary, read_card, write_card  # noqa: E402
 from ferkeras.labels import CLASS_NAMES  # noqa: E402
 
 PER_VIDEO = ["frames.csv", "frames.parquet", "tracks.csv", "timeline.png", "video.json"]
@@ -87,6 +91,27 @@ def test_batch_writes_tables_pictures_and_report_and_lists_the_corrupt_file(batc
     assert report.count('<h2 id="') == 3 and "broken" in report and 'class="failed"' in report
     assert "data:image/png;base64," in report and "<script" not in report and "http" not in report.split("</style>")[1]
     assert json.loads((out / "batch.json").read_text())["counts"] == {"analysed": 3, "done before": 0, "failed": 1, "not run": 0}
+
+
+def test_the_report_says_how_far_the_model_can_be_trusted(batch, tiny_model, tmp_path):
+    _folder, out, _result = batch
+    folder = find_shipped_model(MODEL_ROLES[ACCURATE])
+    flip = read_card(folder)["metrics"]["val"]["flip"]  # analyze averages each face with its mirror image
+    quality = json.loads((out / "batch.json").read_text())["model"]
+    assert quality["model"] == folder.name and quality["view"] == "flip" and quality["val_accuracy"] == flip["accuracy"]
+    report = (out / "report.html").read_text()
+    assert f"it scores {flip['accuracy'] * 100:.1f} % accuracy" in report and "temperature-scaled" in report
+    # a card without val scores or a temperature: the report says what it lacks
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(tiny_model / "model.keras", bare)
+    card = read_card(tiny_model)
+    card.get("metrics", {}).pop("val", None)
+    card.pop("calibration", None)
+    write_card(bare / "model.keras", card)
+    page = write_report(tmp_path, [], status_counts([]), quality_summary(bare / "model.keras", "none")).read_text()
+    assert "Model: bare (model.keras, one pass per face)" in page
+    assert "no val scores" in page and "stores no temperature" in page
 
 
 def test_a_rerun_does_no_work_and_a_changed_setting_redoes_it(batch):

@@ -36,6 +36,7 @@ from ferkeras.analysis.layout import (
 from ferkeras.analysis.sources import expand_sources
 from ferkeras.analysis.video import analyze_video
 from ferkeras.artifacts import ACCURATE, ACCURATE_PREFERENCE, resolve_model
+from ferkeras.card import quality_summary
 from ferkeras.errors import FerKerasError
 from ferkeras.io import atomic_write_json, atomic_write_text, ensure_writable, file_sha256, read_json
 
@@ -322,7 +323,7 @@ def run_batch(
         bar.close()
         engine.close()
     summary = [rows.get(v) or _summary_row(names[v], v, None, "not run", "interrupted" if interrupted else "") for v in videos]
-    _write_batch(out, summary, settings, key)
+    _write_batch(out, summary, settings, key, model_quality(settings))
     if interrupted:
         raise KeyboardInterrupt
     return summary
@@ -347,7 +348,15 @@ def _record(video: Path, digest: str, key: str, settings: AnalyzeSettings, paylo
     }
 
 
-def _write_batch(out: Path, summary: list[dict], settings: AnalyzeSettings, key: str) -> None:
+def model_quality(settings: AnalyzeSettings) -> dict | None:
+    """The analysing model's val scores for the view used (flip-averaged or not) and calibration, from its card."""
+    try:
+        return quality_summary(settings.model, "flip" if settings.flip else "none")
+    except FerKerasError:
+        return None  # no card: the report says nothing of the model's quality
+
+
+def _write_batch(out: Path, summary: list[dict], settings: AnalyzeSettings, key: str, quality: dict | None) -> None:
     import pandas as pd
 
     from ferkeras.analysis.report import write_report
@@ -357,5 +366,8 @@ def _write_batch(out: Path, summary: list[dict], settings: AnalyzeSettings, key:
         table[column] = table[column].astype("Int64")
     atomic_write_text(out / SUMMARY_CSV, table.to_csv(index=False))
     counts = status_counts(summary)
-    atomic_write_json(out / BATCH_JSON, {"settings": asdict(settings), "settings_key": key, "counts": counts, "videos": summary})
-    write_report(out, summary, counts)
+    atomic_write_json(
+        out / BATCH_JSON,
+        {"settings": asdict(settings), "settings_key": key, "model": quality, "counts": counts, "videos": summary},
+    )
+    write_report(out, summary, counts, quality)

@@ -59,8 +59,39 @@ def _video_section(out: Path, row: dict) -> str:
     return "\n".join(parts)
 
 
-def write_report(out: Path, summary: list[dict], counts: dict[str, int]) -> Path:
-    """Write ``out/report.html`` from the summary rows (``counts``: how many have each status) and the per-video folders."""
+def _model_paragraph(quality: dict | None) -> str:
+    """What the model's card says of how far its labels can be trusted (:func:`ferkeras.card.quality_summary`)."""
+    if quality is None:
+        return ""
+    view = {"flip": "flip-averaged", "none": "one pass per face"}.get(quality["view"], quality["view"])
+    text = f"Model: {quality['model']} ({quality['file']}, {view}). "
+    if quality["val_accuracy"] is not None:
+        text += (
+            f"On val ({quality['val_faces']:,} faces of {quality['val_data']}) it scores {quality['val_accuracy'] * 100:.1f} % accuracy, "
+            f"macro-F1 {quality['val_macro_f1']:.3f}"
+        )
+        agreement = quality["agreement_with_keras"]
+        text += (
+            f"; this file gives the Keras model's label for {agreement * 100:.1f} % of them. " if agreement is not None else ". "
+        )
+    else:
+        text += "Its card has no val scores for this view (ferkeras evaluate records them). "
+    if quality["temperature"] is not None:
+        ece = quality["ece_15_bins"] or {}
+        text += f"Probabilities are temperature-scaled (T = {quality['temperature']:.2f}"
+        text += (
+            f"; calibration error on val, one pass per face: {ece['before']:.3f} before, {ece['after']:.3f} after)."
+            if {"before", "after"} <= set(ece)
+            else ")."
+        )
+    else:
+        text += "Probabilities are the network's softmax (its card stores no temperature)."
+    return f'<p class="muted">{html.escape(text)}</p>'
+
+
+def write_report(out: Path, summary: list[dict], counts: dict[str, int], quality: dict | None = None) -> Path:
+    """Write ``out/report.html`` from the summary rows (``counts``: how many have each status), the
+    per-video folders and, where known, the model's quality (:func:`ferkeras.card.quality_summary`)."""
     columns = ["video", "status", "duration_s", "people", "dominant_emotion", "reidentified", "error"]
     header = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in columns)
     lines = []
@@ -78,6 +109,7 @@ def write_report(out: Path, summary: list[dict], counts: dict[str, int]) -> Path
         f"<h1>Emotion analysis: {len(summary)} video(s)</h1>",
         f'<p class="muted">{said}. Made {time.strftime("%Y-%m-%d %H:%M")} by ferkeras {__version__}. '
         "Each picture stacks one person's emotion probabilities over video time; tables are in each video's folder.</p>",
+        _model_paragraph(quality),
         f"<table><tr>{header}</tr>{''.join(lines)}</table>",
         *(_video_section(out, row) for row in summary),
     ]
