@@ -251,6 +251,7 @@ def test_the_python_api_and_bad_inputs(sample_clip, tmp_path):
     assert set(analysis.frames["video"]) == {"stage_and_audience"} and analysis.frames["time_s"].nunique() == 10
     assert set(analysis.tracks.columns) >= {"video", "person", "seconds_visible", "dominant_emotion", "label_changes"}
     assert analysis.videos["status"].tolist() == ["analysed"]
+    assert analysis.model["view"] == "none" and 0 < analysis.model["val_accuracy"] < 1  # flip=False: one pass per face
     for args, message in (
         (["missing.mp4"], "source not found: missing.mp4"),
         ([str(tmp_path / "empty")], "no videos"),

@@ -9,18 +9,22 @@ from pathlib import Path
 import pandas as pd
 
 from ferkeras.analysis.batch import AnalyzeSettings, run_batch
-from ferkeras.analysis.layout import FRAMES_PARQUET, SUMMARY_CSV, TRACKS_CSV
+from ferkeras.analysis.layout import BATCH_JSON, FRAMES_PARQUET, SUMMARY_CSV, TRACKS_CSV
 from ferkeras.artifacts import ACCURATE
+from ferkeras.io import read_json
 
 
 @dataclass
 class Analysis:
     """Tables of one batch: ``frames`` (one row per face per analysed frame), ``tracks`` (one row per
-    person per video) and ``videos`` (one row per video with its status); each names its ``video``."""
+    person per video) and ``videos`` (one row per video with its status); each names its ``video``.
+    ``model`` is what the model's card says of its quality (:func:`ferkeras.card.quality_summary`),
+    None where the card or the output folder does not say."""
 
     frames: pd.DataFrame
     tracks: pd.DataFrame
     videos: pd.DataFrame
+    model: dict | None = None
 
 
 def load_results(output: str | Path) -> Analysis:
@@ -31,10 +35,12 @@ def load_results(output: str | Path) -> Analysis:
     for name in videos.loc[videos["status"].isin(["analysed", "done before"]), "video"]:
         frames.append(pd.read_parquet(output / name / FRAMES_PARQUET))
         tracks.append(pd.read_csv(output / name / TRACKS_CSV).assign(video=name))
+    batch = read_json(output / BATCH_JSON, "analysis record") if (output / BATCH_JSON).is_file() else {}
     return Analysis(
         pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(),
         pd.concat(tracks, ignore_index=True) if tracks else pd.DataFrame(),
         videos,
+        batch.get("model") if isinstance(batch, dict) else None,
     )
 
 
